@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mbxd: one NF instance. mbxd [EAL options] -- [options]
+ *
+ * The main lcore sets everything up, launches a worker loop on every other
+ * lcore and then runs the control plane: one libevent loop for signals, the
+ * stats timer and (with the southbound) the control server. On SIGINT or
+ * SIGTERM it stops receiving, lets the workers drain their rings, prints the
+ * final counters and closes the ports, so that a pcap output is complete.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "mbx_log.h"
+#include "mbx_options.h"
+#include "mbx_port.h"
+#include "mbx_stats.h"
+#include "mbx_worker.h"
+
+/* How long the workers get to empty their rings at shutdown. */
+#define DRAIN_TIMEOUT_MS 2000
+
+static const char *prog_name = "mbxd";
+
+static void
+usage_hook(const char *prog)
+{
+	printf("\n");
+	mbx_options_usage(prog);
+}
+
+/* --help after "--" needs no EAL (and no hugepages): answer it at once. */
+static bool
+app_help_requested(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && strcmp(argv[i], "--") != 0)
+		i++;
+	for (i++; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	MBX_LOG(NOTICE, main, "%s: stopping", strsignal(sig));
+	event_base_loopbreak(arg);
+}
+
+static void
+on_stats(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	mbx_stats_print_interval(arg, stdout);
+}
+
+static unsigned int
+pool_size(const struct mbx_dp *dp, uint16_t nb_ports)
+{
+	/* every descriptor, every ring, every per-lcore cache and burst, and slack */
+	return nb_ports * dp->nb_workers * (MBX_NB_RXD + MBX_NB_TXD) +
+	       dp->nb_workers * (MBX_HANDOFF_RING_SIZE + MBX_MAX_PORTS * 2 * MBX_BURST) +
+	       nb_ports * MBX_NB_TXD + rte_lcore_count() * 512 + 4096;
+}
+
+static int
+build_chain(struct mbx_dp *dp, const struct mbx_options *o, uint16_t nb_ports)
+{
+	struct mbx_nf_params p = {
+		.nb_workers = dp->nb_workers,
+		.nb_ports = nb_ports,
+		.socket = (int)rte_socket_id(),
+		.flows = dp->flows,
+	};
+
+	for (uint16_t i = 0; i < o->nb_nf; i++) {
+		int rc = mbx_chain_add(&dp->chain, o->nf[i]);
+
+		if (rc == -ENOENT)
+			MBX_LOG(ERR, main, "--nf %s: no such NF (see --help)", o->nf[i]);
+		else if (rc == -EEXIST)
+			MBX_LOG(ERR, main, "--nf %s: already in the chain", o->nf[i]);
+		else if (rc < 0)
+			MBX_LOG(ERR, main, "--nf %s: %s", o->nf[i], strerror(-rc));
+		if (rc < 0)
+			return rc;
+	}
+	if (dp->chain.n == 0) {
+		MBX_LOG(NOTICE, main, "no --nf given: forwarding with 'fwd'");
+		if (mbx_chain_add(&dp->chain, "fwd") < 0)
+			return -ENOENT;
+	}
+	return mbx_chain_create(&dp->chain, &p);
+}
+
+static void
+run_control_loop(struct mbx_dp *dp, const struct mbx_options *o)
+{
+	struct event_base *base = event_base_new();
+	struct event *sigint, *sigterm, *stats = NULL;
+
+	if (base == NULL)
+		rte_exit(EXIT_FAILURE, "event_base_new failed\n");
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	if (o->stats_interval > 0) {
+		struct timeval tv = {.tv_sec = o->stats_interval};
+
+		stats = event_new(base, -1, EV_PERSIST, on_stats, dp);
+		event_add(stats, &tv);
+	}
+	event_base_dispatch(base);
+	if (stats != NULL)
+		event_free(stats);
+	event_free(sigint);
+	event_free(sigterm);
+	event_base_free(base);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mbx_options opt;
+	struct rte_mempool *mp;
+	struct mbx_dp *dp;
+	unsigned int lcore;
+	uint16_t nb_ports, i;
+	int rc;
+
+	prog_name = argv[0];
+	if (app_help_requested(argc, argv)) {
+		mbx_options_usage(prog_name);
+		return 0;
+	}
+	rte_set_application_usage_hook(usage_hook);
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0)
+		rte_exit(EXIT_FAILURE, "EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+	argc -= rc;
+	argv += rc;
+	argv[0] = (char *)(uintptr_t)prog_name;
+
+	mbx_options_defaults(&opt);
+	rc = mbx_options_parse(&opt, argc, argv);
+	if (rc != 0) {
+		rte_eal_cleanup();
+		return rc > 0 ? 0 : 2;
+	}
+	if (rte_lcore_count() < 2)
+		rte_exit(EXIT_FAILURE,
+			 "mbxd needs a main lcore and at least one worker (-l 0-1)\n");
+
+	dp = rte_zmalloc("mbx_dp", sizeof(*dp), RTE_CACHE_LINE_SIZE);
+	if (dp == NULL)
+		rte_exit(EXIT_FAILURE, "out of memory\n");
+	dp->nb_workers = (uint16_t)(rte_lcore_count() - 1);
+	dp->flows = opt.flows;
+	dp->idle_sleep_us = opt.idle_sleep_us;
+	memcpy(dp->timeouts, opt.timeouts, sizeof(dp->timeouts));
+	nb_ports = rte_eth_dev_count_avail();
+	if (build_chain(dp, &opt, nb_ports) < 0)
+		rte_exit(EXIT_FAILURE, "cannot build the NF chain\n");
+
+	mp = rte_pktmbuf_pool_create(
+		"mbx_mbufs", opt.mbufs ? opt.mbufs : pool_size(dp, RTE_MAX(nb_ports, 1)), 256,
+		MBX_PKT_PRIV_SIZE, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (mp == NULL)
+		rte_exit(EXIT_FAILURE, "mbuf pool: %s (try a larger -m or a smaller --mbufs)\n",
+			 rte_strerror(rte_errno));
+
+	i = 0;
+	RTE_LCORE_FOREACH_WORKER (lcore) {
+		dp->workers[i] = mbx_worker_create(dp, i, (int)rte_lcore_to_socket_id(lcore));
+		if (dp->workers[i] == NULL)
+			rte_exit(EXIT_FAILURE, "cannot create worker %u (try a larger -m)\n", i);
+		i++;
+	}
+	if (mbx_ports_init(dp, mp) < 0)
+		rte_exit(EXIT_FAILURE, "port set-up failed\n");
+	if (mbx_stats_telemetry_init(dp) < 0)
+		MBX_LOG(WARNING, main, "telemetry commands not registered");
+
+	MBX_LOG(NOTICE, main, "mbxd %s: %u workers, %u ports, %u NFs, %u flows per worker",
+		MBX_VERSION, dp->nb_workers, dp->nb_ports, dp->chain.n, dp->flows);
+	i = 0;
+	RTE_LCORE_FOREACH_WORKER (lcore) {
+		rte_eal_remote_launch(mbx_worker_loop, dp->workers[i], lcore);
+		i++;
+	}
+
+	run_control_loop(dp, &opt);
+
+	mbx_dp_stop(dp, DRAIN_TIMEOUT_MS);
+	rte_eal_mp_wait_lcore();
+	mbx_stats_print_final(dp, stdout);
+	mbx_ports_close(dp);
+	for (i = 0; i < dp->nb_workers; i++)
+		mbx_worker_free(dp->workers[i]);
+	mbx_chain_destroy(&dp->chain);
+	rte_mempool_free(mp);
+	rte_free(dp);
+	for (i = 0; i < opt.nb_nf; i++)
+		free((void *)(uintptr_t)opt.nf[i]);
+	rte_eal_cleanup();
+	return 0;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The NF plug-in API: what an NF module implements and what the framework
+ * gives it.
+ *
+ * Theory of operation: an NF is a const struct mbx_nf_ops registered by
+ * MBX_NF_REGISTER() from a constructor, like RTE_NODE_REGISTER. mbxd builds
+ * the chain from its --nf options: for each entry it calls create() once on
+ * the main lcore, then worker_init() once per worker. Each worker then calls
+ * process() with bursts of packets of the flows it owns, in chain order for
+ * packets that entered from the inside (port 0) and in reverse order for
+ * packets from the outside (port 1).
+ *
+ * Per-flow state belongs to the framework: an NF declares flow_state_size
+ * and finds its zeroed slot in every flow entry with mbx_nf_state(). The
+ * framework creates the entry on a flow's first packet, keeps it while
+ * packets refresh it, and deletes it on idle expiry, on a control request,
+ * or when the first packet of the flow is dropped; flow_free() runs first.
+ * An NF that rewrites addresses or ports updates pkt->key to match, so that
+ * the framework can key the reply direction to the same entry.
+ *
+ * State leaves and enters an instance only through the codec hooks, as the
+ * NF's own versioned protobuf message: flow_get/flow_put for a per-flow slot
+ * (run on the worker that owns the flow), multi_get/multi_put/multi_del for
+ * state keyed wider than a flow (run on every worker, or on the owner of the
+ * key), all_get/all_put for instance-wide state (run on the main lcore while
+ * every worker is parked between bursts, so they may touch anything).
+ *
+ * Never: touch rings, sockets, ports or another NF; block or log per packet
+ * in process().
+ */
+#ifndef MBX_NF_H
+#define MBX_NF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "mbx_flow.h"
+#include "mbx_pkt.h"
+#include "mbx_table.h"
+
+/** What create() is given. */
+struct mbx_nf_params {
+	const char *args;    /**< the "key=value,..." part of --nf, "" if none */
+	uint16_t nb_workers; /**< worker lcores */
+	uint16_t nb_ports;   /**< 1 (one-armed) or 2 (inside, outside) */
+	int socket;	     /**< NUMA socket of the workers */
+	uint32_t flows;	     /**< flow table capacity per worker */
+};
+
+/** What the framework hands an NF on a worker; valid for the worker's life. */
+struct mbx_nf_ctx {
+	void *nf;		 /**< the instance create() returned */
+	void *priv;		 /**< what worker_init() returned, or NULL */
+	uint64_t *counters;	 /**< this worker's counters of this NF */
+	struct mbx_table *table; /**< this worker's flow table (NULL: stateless chain) */
+	uint32_t state_off;	 /**< this NF's slot offset in mbx_flow.state */
+	uint16_t worker;	 /**< this worker's index, 0..nb_workers-1 */
+	uint16_t nb_workers;
+	uint64_t now; /**< TSC cycle at the start of the current burst */
+};
+
+/** This NF's per-flow state slot in @p f. */
+static inline void *
+mbx_nf_state(const struct mbx_nf_ctx *c, struct mbx_flow *f)
+{
+	return f->state + c->state_off;
+}
+
+/**
+ * Drop @p m, counting it in the NF's counter @p counter (an index into
+ * counter_names). The framework frees it after process() returns.
+ */
+static inline void
+mbx_nf_drop(struct mbx_nf_ctx *c, struct rte_mbuf *m, unsigned int counter)
+{
+	c->counters[counter]++;
+	mbx_pkt(m)->drop = (uint8_t)(counter + 1);
+}
+
+/**
+ * Where exported state goes, one entry at a time.
+ * @param key the flow, or for multi-flow state the NF's wider key written as
+ *   a partial flow key (for example a host as @c src).
+ * @param reply_key the reply-direction key of a flow, or NULL.
+ * @return 0 to go on, or -errno to stop the export with that error.
+ */
+typedef int (*mbx_state_emit)(void *arg, const struct mbx_flow_key *key,
+			      const struct mbx_flow_key *reply_key, const uint8_t *buf, size_t len);
+
+/** The NF ops table. Only name and process are required. */
+struct mbx_nf_ops {
+	const char *name;		  /**< chain name, as in --nf NAME */
+	const char *usage;		  /**< one line of "key=value" options for --help */
+	uint32_t flow_state_size;	  /**< bytes of per-flow state; 0 = none */
+	uint32_t state_version;		  /**< version of the NF's state messages */
+	const char *const *counter_names; /**< the NF's counters, by index */
+	uint16_t nb_counters;
+
+	/**
+	 * Main lcore, start-up: parse p->args (rte_kvargs) and build the
+	 * instance with its all-flows state.
+	 * @return the instance, or NULL with rte_errno set (the reason logged).
+	 */
+	void *(*create)(const struct mbx_nf_params *p);
+	/** Main lcore, shutdown. */
+	void (*destroy)(void *nf);
+	/** Worker lcore, before its loop: per-worker data, or NULL with rte_errno. */
+	void *(*worker_init)(void *nf, uint16_t worker, uint16_t nb_workers);
+	/** Worker lcore, after its loop. */
+	void (*worker_fini)(void *nf, void *priv);
+
+	/**
+	 * Which worker must own the flow of @p p, when the NF needs it placed
+	 * by something other than the symmetric hash of its key (a NAT reply
+	 * keyed by its external port, for example). Called on any worker and
+	 * on the main lcore: read-only, lock-free.
+	 * @return a worker index, or -1 for no preference.
+	 */
+	int (*owner)(const void *nf, const struct mbx_pkt *p, uint16_t nb_workers);
+
+	/**
+	 * Worker lcore: handle a burst. Each packet has pkt->flow set when the
+	 * chain is stateful. Drop with mbx_nf_drop(); change pkt->out_port to
+	 * send elsewhere.
+	 */
+	void (*process)(struct mbx_nf_ctx *c, struct rte_mbuf **pkts, uint16_t n);
+
+	/** Worker lcore: @p f is about to be deleted; release what it holds. */
+	void (*flow_free)(struct mbx_nf_ctx *c, struct mbx_flow *f);
+
+	/**
+	 * Worker lcore: encode this NF's state of @p f into @p buf.
+	 * @return bytes written, 0 if the NF holds no state for this flow,
+	 *   -ENOBUFS if @p cap is too small, or another -errno.
+	 */
+	int (*flow_get)(struct mbx_nf_ctx *c, struct mbx_flow *f, uint8_t *buf, size_t cap);
+	/**
+	 * Worker lcore: install state decoded from @p buf into the zeroed or
+	 * previous slot of @p f, claiming what it holds (a NAT port).
+	 * @return 0, or -errno having changed nothing (-EBADMSG: undecodable,
+	 *   -EBUSY: conflicts with state in this instance).
+	 */
+	int (*flow_put)(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_t len);
+
+	/** Worker lcore: emit this worker's multi-flow state matching @p flt. */
+	int (*multi_get)(struct mbx_nf_ctx *c, const struct mbx_filter *flt, mbx_state_emit emit,
+			 void *arg);
+	/** Worker lcore (the owner of @p key): install one multi-flow entry. */
+	int (*multi_put)(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_t *buf,
+			 size_t len);
+	/**
+	 * Worker lcore: delete this worker's multi-flow state matching @p flt
+	 * that no flow uses any more.
+	 * @return entries deleted, or -errno.
+	 */
+	int (*multi_del)(struct mbx_nf_ctx *c, const struct mbx_filter *flt);
+	/** Main lcore, workers parked: emit the all-flows state. */
+	int (*all_get)(void *nf, mbx_state_emit emit, void *arg);
+	/** Main lcore, workers parked: install all-flows state, all or nothing. */
+	int (*all_put)(void *nf, const uint8_t *buf, size_t len);
+};
+
+/** Register an NF; called by MBX_NF_REGISTER from a constructor. */
+void mbx_nf_register(const struct mbx_nf_ops *ops);
+
+/** Find a registered NF by name, or NULL. */
+const struct mbx_nf_ops *mbx_nf_find(const char *name);
+
+/** Call @p cb for each registered NF, in name order. */
+void mbx_nf_foreach(void (*cb)(const struct mbx_nf_ops *ops, void *arg), void *arg);
+
+/** Register @p ops at program start. NF libraries are linked whole. */
+#define MBX_NF_REGISTER(ops)             \
+	RTE_INIT(mbx_nf_register_##ops)  \
+	{                                \
+		mbx_nf_register(&(ops)); \
+	}
+
+#endif /* MBX_NF_H */
