@@ -108,6 +108,12 @@ expire_cb(struct mbx_flow *f, void *arg)
 	return 0;
 }
 
+unsigned int
+mbx_worker_expire(struct mbx_worker *w, uint64_t now, unsigned int budget)
+{
+	return mbx_table_expire(w->table, now, budget, expire_cb, w);
+}
+
 static uint16_t
 tx_burst(struct mbx_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -436,8 +442,7 @@ mbx_worker_loop(void *arg)
 		mbx_worker_flush(w);
 		work += mbx_ctrl_serve(w);
 		if (w->table != NULL)
-			work += mbx_table_expire(w->table, rte_rdtsc(), EXPIRE_BUDGET, expire_cb,
-						 w);
+			work += mbx_worker_expire(w, rte_rdtsc(), EXPIRE_BUDGET);
 		if (work == 0) {
 			if (st == MBX_DRAIN)
 				atomic_store_explicit(&w->drain_gen, gen, memory_order_release);

@@ -205,6 +205,12 @@ void mbx_worker_flush(struct mbx_worker *w);
  */
 void mbx_worker_del_flow(struct mbx_worker *w, struct mbx_flow *f);
 
+/**
+ * Expire flows of @p w due at @p now, looking at no more than @p budget
+ * entries (the loop calls it every iteration). @return flows expired.
+ */
+unsigned int mbx_worker_expire(struct mbx_worker *w, uint64_t now, unsigned int budget);
+
 /** The worker that owns the flow of parsed packet @p p. */
 uint16_t mbx_owner(const struct mbx_dp *dp, const struct mbx_pkt *p);
 
