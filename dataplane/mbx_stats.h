@@ -4,9 +4,10 @@
  *
  * Theory of operation: workers count in their own cache-aligned arrays; the
  * readers here (the telemetry thread, the main lcore) sum them on read with
- * relaxed loads. Commands: /mbx/info, /mbx/ports, /mbx/stats, /mbx/nf
- * (optionally ",NAME"), /mbx/table. Per-flow data is for the southbound
- * API, never here.
+ * relaxed loads. Commands, in DPDK's style (a list, then one item by id):
+ * /mbx/info, /mbx/stats, /mbx/parse, /mbx/table, /mbx/ports and
+ * /mbx/port,ID, /mbx/nf and /mbx/nf,NAME. Per-flow data is for the
+ * southbound API, never here.
  */
 #ifndef MBX_STATS_H
 #define MBX_STATS_H

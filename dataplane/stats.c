@@ -2,6 +2,7 @@
 /* Telemetry and printed counters: see mbx_stats.h. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -49,92 +50,98 @@ tel_info(const char *cmd, const char *params, struct rte_tel_data *d)
 }
 
 static int
+parse_index(const char *params, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (params == NULL || *params == '\0')
+		return -EINVAL;
+	*out = strtoul(params, &end, 10);
+	return *end == '\0' && *out < max ? 0 : -EINVAL;
+}
+
+static int
 tel_ports(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	const struct mbx_dp *dp = tel_dp;
-
 	(void)cmd;
 	(void)params;
-	rte_tel_data_start_dict(d);
-	for (uint16_t port = 0; port < dp->nb_ports; port++) {
-		struct rte_tel_data *p = rte_tel_data_alloc();
-		struct rte_eth_stats st;
-		char name[RTE_ETH_NAME_MAX_LEN] = "?", key[16];
+	rte_tel_data_start_array(d, RTE_TEL_INT_VAL);
+	for (uint16_t port = 0; port < tel_dp->nb_ports; port++)
+		rte_tel_data_add_array_int(d, port);
+	return 0;
+}
 
-		if (p == NULL)
-			return -ENOMEM;
-		memset(&st, 0, sizeof(st));
-		rte_eth_stats_get(port, &st);
-		rte_eth_dev_get_name_by_port(port, name);
-		rte_tel_data_start_dict(p);
-		rte_tel_data_add_dict_string(p, "name", name);
-		rte_tel_data_add_dict_u64(p, "rx_packets", st.ipackets);
-		rte_tel_data_add_dict_u64(p, "tx_packets", st.opackets);
-		rte_tel_data_add_dict_u64(p, "rx_bytes", st.ibytes);
-		rte_tel_data_add_dict_u64(p, "tx_bytes", st.obytes);
-		rte_tel_data_add_dict_u64(p, "rx_missed", st.imissed);
-		rte_tel_data_add_dict_u64(p, "rx_errors", st.ierrors);
-		rte_tel_data_add_dict_u64(p, "tx_errors", st.oerrors);
-		rte_tel_data_add_dict_u64(p, "tx_dropped", port_tx_dropped(dp, port));
-		snprintf(key, sizeof(key), "%u", port);
-		rte_tel_data_add_dict_container(d, key, p, 0);
-	}
+static int
+tel_port(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	char name[RTE_ETH_NAME_MAX_LEN] = "?";
+	struct rte_eth_stats st;
+	unsigned long port;
+
+	(void)cmd;
+	if (parse_index(params, tel_dp->nb_ports, &port) < 0)
+		return -EINVAL;
+	memset(&st, 0, sizeof(st));
+	rte_eth_stats_get(port, &st);
+	rte_eth_dev_get_name_by_port(port, name);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_string(d, "name", name);
+	rte_tel_data_add_dict_string(d, "side", port == 0 ? "inside" : "outside");
+	rte_tel_data_add_dict_u64(d, "rx_packets", st.ipackets);
+	rte_tel_data_add_dict_u64(d, "tx_packets", st.opackets);
+	rte_tel_data_add_dict_u64(d, "rx_bytes", st.ibytes);
+	rte_tel_data_add_dict_u64(d, "tx_bytes", st.obytes);
+	rte_tel_data_add_dict_u64(d, "rx_missed", st.imissed);
+	rte_tel_data_add_dict_u64(d, "rx_errors", st.ierrors);
+	rte_tel_data_add_dict_u64(d, "tx_errors", st.oerrors);
+	rte_tel_data_add_dict_u64(d, "tx_dropped", port_tx_dropped(tel_dp, port));
 	return 0;
 }
 
 static int
 tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	const struct mbx_dp *dp = tel_dp;
-	struct rte_tel_data *parse = rte_tel_data_alloc();
-
 	(void)cmd;
 	(void)params;
-	if (parse == NULL)
-		return -ENOMEM;
 	rte_tel_data_start_dict(d);
 	for (int s = 0; s < MBX_WSTAT_MAX; s++)
-		rte_tel_data_add_dict_u64(d, mbx_wstat_names[s], mbx_dp_stat(dp, s));
-	rte_tel_data_start_dict(parse);
-	for (int r = 1; r < MBX_PARSE_MAX; r++)
-		rte_tel_data_add_dict_u64(parse, mbx_parse_result_names[r],
-					  mbx_dp_parse_stat(dp, r));
-	rte_tel_data_add_dict_container(d, "parse", parse, 0);
+		rte_tel_data_add_dict_u64(d, mbx_wstat_names[s], mbx_dp_stat(tel_dp, s));
 	return 0;
 }
 
 static int
-add_nf(struct rte_tel_data *d, const struct mbx_dp *dp, int i)
+tel_parse(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	const struct mbx_chain_nf *e = &dp->chain.nf[i];
-
-	for (uint16_t k = 0; k < e->ops->nb_counters; k++)
-		rte_tel_data_add_dict_u64(d, e->ops->counter_names[k],
-					  mbx_dp_nf_stat(dp, e->counter_off + k));
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	for (int r = 1; r < MBX_PARSE_MAX; r++)
+		rte_tel_data_add_dict_u64(d, mbx_parse_result_names[r],
+					  mbx_dp_parse_stat(tel_dp, r));
 	return 0;
 }
 
 static int
 tel_nf(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	const struct mbx_dp *dp = tel_dp;
+	const struct mbx_chain_nf *e;
+	int i;
 
 	(void)cmd;
+	if (params == NULL || *params == '\0') {
+		rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+		for (i = 0; i < tel_dp->chain.n; i++)
+			rte_tel_data_add_array_string(d, tel_dp->chain.nf[i].ops->name);
+		return 0;
+	}
+	i = mbx_chain_find(&tel_dp->chain, params);
+	if (i < 0)
+		return -EINVAL;
+	e = &tel_dp->chain.nf[i];
 	rte_tel_data_start_dict(d);
-	if (params != NULL && *params != '\0') {
-		int i = mbx_chain_find(&dp->chain, params);
-
-		return i < 0 ? -EINVAL : add_nf(d, dp, i);
-	}
-	for (int i = 0; i < dp->chain.n; i++) {
-		struct rte_tel_data *n = rte_tel_data_alloc();
-
-		if (n == NULL)
-			return -ENOMEM;
-		rte_tel_data_start_dict(n);
-		add_nf(n, dp, i);
-		rte_tel_data_add_dict_container(d, dp->chain.nf[i].ops->name, n, 0);
-	}
+	for (uint16_t k = 0; k < e->ops->nb_counters; k++)
+		rte_tel_data_add_dict_u64(d, e->ops->counter_names[k],
+					  mbx_dp_nf_stat(tel_dp, e->counter_off + k));
 	return 0;
 }
 
@@ -171,9 +178,11 @@ mbx_stats_telemetry_init(const struct mbx_dp *dp)
 	} cmds[] = {
 		{"/mbx/info", tel_info,
 		 "mbxd version, workers, ports and NF chain. No parameters."},
-		{"/mbx/ports", tel_ports, "Per-port packet counters. No parameters."},
-		{"/mbx/stats", tel_stats, "Worker and parse counters, summed. No parameters."},
-		{"/mbx/nf", tel_nf, "Counters of each NF. Parameter: an NF name (optional)."},
+		{"/mbx/ports", tel_ports, "Port ids. No parameters."},
+		{"/mbx/port", tel_port, "Counters of a port. Parameter: a port id."},
+		{"/mbx/stats", tel_stats, "Worker counters, summed over workers. No parameters."},
+		{"/mbx/parse", tel_parse, "Dropped malformed packets by reason. No parameters."},
+		{"/mbx/nf", tel_nf, "NF names in chain order, or with an NF name, its counters."},
 		{"/mbx/table", tel_table, "Flow table occupancy. No parameters."},
 	};
 

@@ -25,8 +25,9 @@ mbx_test_eal(const char *name)
 {
 	char prefix[64];
 	char *argv[] = {
-		(char *)name, "--no-huge", "-m", "512", "--no-pci", "--no-shconf",
-		"--file-prefix", prefix, "-l", "0-1", "--log-level", "lib.eal:warning", NULL,
+		(char *)name,  "--no-huge",	  "-m",	  "512", "--no-pci",
+		"--no-shconf", "--file-prefix",	  prefix, "-l",	 "0-1",
+		"--log-level", "lib.eal:warning", NULL,
 	};
 
 	if (pool != NULL)
@@ -163,8 +164,8 @@ ip4_packet(const char *src, const char *dst, uint8_t proto, uint16_t l4_len, voi
 static void
 finish_ip4(struct rte_mbuf *m)
 {
-	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
-							  sizeof(struct rte_ether_hdr));
+	struct rte_ipv4_hdr *ip =
+		rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
 	void *l4 = (char *)ip + rte_ipv4_hdr_len(ip);
 
 	ip->hdr_checksum = 0;
@@ -192,8 +193,8 @@ struct rte_mbuf *
 mbx_test_udp4(const char *src, const char *dst, uint16_t sport, uint16_t dport, uint16_t payload)
 {
 	void *l4;
-	struct rte_mbuf *m = ip4_packet(src, dst, IPPROTO_UDP, sizeof(struct rte_udp_hdr) + payload,
-					&l4);
+	struct rte_mbuf *m =
+		ip4_packet(src, dst, IPPROTO_UDP, sizeof(struct rte_udp_hdr) + payload, &l4);
 	struct rte_udp_hdr *uh = l4;
 
 	uh->src_port = rte_cpu_to_be_16(sport);
@@ -208,8 +209,8 @@ mbx_test_tcp4(const char *src, const char *dst, uint16_t sport, uint16_t dport, 
 	      uint16_t payload)
 {
 	void *l4;
-	struct rte_mbuf *m = ip4_packet(src, dst, IPPROTO_TCP, sizeof(struct rte_tcp_hdr) + payload,
-					&l4);
+	struct rte_mbuf *m =
+		ip4_packet(src, dst, IPPROTO_TCP, sizeof(struct rte_tcp_hdr) + payload, &l4);
 	struct rte_tcp_hdr *th = l4;
 
 	th->src_port = rte_cpu_to_be_16(sport);
@@ -226,8 +227,8 @@ struct rte_mbuf *
 mbx_test_icmp4(const char *src, const char *dst, uint8_t type, uint16_t id, uint16_t payload)
 {
 	void *l4;
-	struct rte_mbuf *m = ip4_packet(src, dst, IPPROTO_ICMP,
-					sizeof(struct rte_icmp_hdr) + payload, &l4);
+	struct rte_mbuf *m =
+		ip4_packet(src, dst, IPPROTO_ICMP, sizeof(struct rte_icmp_hdr) + payload, &l4);
 	struct rte_icmp_hdr *ih = l4;
 
 	ih->icmp_type = type;
@@ -272,8 +273,8 @@ mbx_test_udp6(const char *src, const char *dst, uint16_t sport, uint16_t dport, 
 int
 mbx_test_verify_csums(struct rte_mbuf *m)
 {
-	struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *,
-							  sizeof(struct rte_ether_hdr));
+	struct rte_ipv4_hdr *ip =
+		rte_pktmbuf_mtod_offset(m, struct rte_ipv4_hdr *, sizeof(struct rte_ether_hdr));
 	void *l4 = (char *)ip + rte_ipv4_hdr_len(ip);
 	uint16_t l4_len = rte_be_to_cpu_16(ip->total_length) - rte_ipv4_hdr_len(ip);
 

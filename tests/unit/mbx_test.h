@@ -33,8 +33,7 @@ struct mbx_dp *mbx_test_dp(const char *const *nfs, uint16_t nb_workers, uint16_t
 void mbx_test_dp_free(struct mbx_dp *dp);
 
 /** Move what @p w queued for @p port into @p out (at most @p max). @return count. */
-uint16_t mbx_test_take_tx(struct mbx_worker *w, uint16_t port, struct rte_mbuf **out,
-			  uint16_t max);
+uint16_t mbx_test_take_tx(struct mbx_worker *w, uint16_t port, struct rte_mbuf **out, uint16_t max);
 
 /** A frame holding @p len bytes from @p data. */
 struct rte_mbuf *mbx_test_frame(const void *data, uint16_t len);

@@ -99,8 +99,7 @@ START_TEST(udp_out_and_back)
 	rte_pktmbuf_free(o);
 
 	/* the reply goes back to the inside endpoint */
-	o = pass(dp, 0, mbx_test_udp4("192.0.2.9", EXT, 53, rte_be_to_cpu_16(ext_port), 40), 1,
-		 0);
+	o = pass(dp, 0, mbx_test_udp4("192.0.2.9", EXT, 53, rte_be_to_cpu_16(ext_port), 40), 1, 0);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_uint_eq(ip_of(o)->dst_addr, mbx_test_ip4("10.0.0.1"));
 	ck_assert_uint_eq(ip_of(o)->src_addr, mbx_test_ip4("192.0.2.9"));
@@ -129,8 +128,8 @@ START_TEST(tcp_and_icmp_echo)
 	ext_port = rte_be_to_cpu_16(((struct rte_tcp_hdr *)l4_of(o))->src_port);
 	rte_pktmbuf_free(o);
 	o = pass(dp, 0,
-		 mbx_test_tcp4("192.0.2.9", EXT, 80, ext_port,
-			       RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, 10),
+		 mbx_test_tcp4("192.0.2.9", EXT, 80, ext_port, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG,
+			       10),
 		 1, 0);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_uint_eq(ip_of(o)->dst_addr, mbx_test_ip4("10.0.0.2"));
@@ -231,11 +230,12 @@ START_TEST(exhaustion_then_expiry_gives_ports_back)
 	ck_assert_uint_eq(nat_pool_free_blocks(nat->pool), 0);
 
 	/* idle past the UDP timeout: mappings and the block go back */
-	ck_assert_uint_eq(mbx_worker_expire(dp->workers[0],
-					    rte_rdtsc() + (uint64_t)(mbx_tmo_defaults[MBX_TMO_UDP] +
-								     1) * rte_get_tsc_hz(),
-					    1000),
-			  64);
+	ck_assert_uint_eq(
+		mbx_worker_expire(dp->workers[0],
+				  rte_rdtsc() + (uint64_t)(mbx_tmo_defaults[MBX_TMO_UDP] + 1) *
+							rte_get_tsc_hz(),
+				  1000),
+		64);
 	ck_assert_uint_eq(nat_ctr(dp, NAT_CTR_FREED), 64);
 	ck_assert_uint_eq(nat_pool_free_blocks(nat->pool), 1);
 	ck_assert_uint_eq(mbx_dp_flows(dp), 0);
@@ -282,8 +282,11 @@ END_TEST
 START_TEST(bad_arguments_are_refused)
 {
 	static const char *const bad[] = {
-		"nat", "nat,ext_ip=300.1.1.1", "nat,ext_ip=1.2.3.4,ports=9-3",
-		"nat,ext_ip=1.2.3.4,ports=0-100", "nat,ext_ip=1.2.3.4,colour=red",
+		"nat",
+		"nat,ext_ip=300.1.1.1",
+		"nat,ext_ip=1.2.3.4,ports=9-3",
+		"nat,ext_ip=1.2.3.4,ports=0-100",
+		"nat,ext_ip=1.2.3.4,colour=red",
 		"nat,ext_ip=1.2.3.4/8",
 	};
 

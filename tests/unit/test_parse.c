@@ -81,8 +81,7 @@ END_TEST
 
 START_TEST(tcp4_flags_and_options)
 {
-	struct rte_mbuf *m = mbx_test_tcp4("10.0.0.1", "192.0.2.9", 40000, 80,
-					   RTE_TCP_SYN_FLAG, 0);
+	struct rte_mbuf *m = mbx_test_tcp4("10.0.0.1", "192.0.2.9", 40000, 80, RTE_TCP_SYN_FLAG, 0);
 	uint16_t len = to_buf(m);
 	struct rte_ipv4_hdr *ip;
 
@@ -125,8 +124,8 @@ END_TEST
 
 START_TEST(icmp4_echo_id_is_port)
 {
-	struct rte_mbuf *m = mbx_test_icmp4("10.0.0.1", "192.0.2.9", RTE_IP_ICMP_ECHO_REQUEST,
-					    0x4242, 8);
+	struct rte_mbuf *m =
+		mbx_test_icmp4("10.0.0.1", "192.0.2.9", RTE_IP_ICMP_ECHO_REQUEST, 0x4242, 8);
 
 	ck_assert_int_eq(mbx_parse(m), MBX_PARSE_OK);
 	ck_assert_uint_eq(rte_be_to_cpu_16(mbx_pkt(m)->key.sport), 0x4242);
@@ -160,7 +159,7 @@ START_TEST(ipv6_udp_and_ext_headers)
 	memmove(buf + ETH_LEN + 40 + 24, buf + ETH_LEN + 40, len - ETH_LEN - 40);
 	memset(buf + ETH_LEN + 40, 0, 24);
 	buf[ETH_LEN + 40] = IPPROTO_DSTOPTS; /* next */
-	buf[ETH_LEN + 41] = 0;               /* 8 bytes */
+	buf[ETH_LEN + 41] = 0;		     /* 8 bytes */
 	buf[ETH_LEN + 48] = IPPROTO_UDP;
 	buf[ETH_LEN + 49] = 1; /* 16 bytes */
 	ip = (struct rte_ipv6_hdr *)(buf + ETH_LEN);
