@@ -204,6 +204,8 @@ lookup(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t now)
 	for (i = 0; i < n; i++)
 		keys[i] = &mbx_pkt(pkts[i])->key;
 	mbx_table_lookup_bulk(w->table, keys, n, flows, dirs);
+	if (unlikely(w->ev.n > 0))
+		n = mbx_events_apply(w, pkts, flows, dirs, n);
 	for (i = 0; i < n; i++) {
 		struct mbx_pkt *p = mbx_pkt(pkts[i]);
 		struct mbx_flow *f = flows[i];
@@ -285,8 +287,14 @@ run_chain(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint8_t side
 	uint64_t now = rte_rdtsc();
 
 	w->now = now;
-	if (w->table != NULL)
+	if (w->table != NULL) {
 		n = lookup(w, pkts, n, now);
+	} else if (unlikely(w->ev.n > 0)) {
+		struct mbx_flow *none[MBX_BURST] = {NULL};
+		uint8_t dirs[MBX_BURST];
+
+		n = mbx_events_apply(w, pkts, none, dirs, n);
+	}
 	for (int k = 0; k < c->n && n > 0; k++) {
 		int i = side == MBX_SIDE_INSIDE ? k : c->n - 1 - k;
 
@@ -514,10 +522,14 @@ mbx_worker_create(struct mbx_dp *dp, uint16_t id, int socket)
 	w->req = rte_ring_create(name, MBX_CTRL_RING_SIZE, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	snprintf(name, sizeof(name), "mbx_resp_%u", seq);
 	w->resp = rte_ring_create(name, MBX_CTRL_RING_SIZE, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(name, sizeof(name), "mbx_notify_%u", seq);
+	w->ev.notify =
+		rte_ring_create(name, MBX_NOTIFY_RING_SIZE, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	w->nf_counters = rte_zmalloc_socket("mbx_nf_counters",
 					    sizeof(uint64_t) * RTE_MAX(c->nb_counters, 1u),
 					    RTE_CACHE_LINE_SIZE, socket);
-	if (w->handoff == NULL || w->req == NULL || w->resp == NULL || w->nf_counters == NULL)
+	if (w->handoff == NULL || w->req == NULL || w->resp == NULL || w->ev.notify == NULL ||
+	    w->nf_counters == NULL)
 		goto fail;
 	if (c->state_size > 0) {
 		struct mbx_table_conf tc = {
@@ -556,6 +568,19 @@ fail:
 	return NULL;
 }
 
+/* Free a ring of mbufs with what it still holds. */
+static void
+free_ring(struct rte_ring *r)
+{
+	void *m;
+
+	if (r == NULL)
+		return;
+	while (rte_ring_dequeue(r, &m) == 0)
+		rte_pktmbuf_free(m);
+	rte_ring_free(r);
+}
+
 static int
 free_cb(struct mbx_flow *f, void *arg)
 {
@@ -584,13 +609,11 @@ mbx_worker_free(struct mbx_worker *w)
 	for (uint16_t p = 0; p < MBX_MAX_PORTS; p++)
 		if (w->tx[p].n > 0)
 			rte_pktmbuf_free_bulk(w->tx[p].pkts, w->tx[p].n);
-	if (w->handoff != NULL) {
-		void *m;
-
-		while (rte_ring_dequeue(w->handoff, &m) == 0)
-			rte_pktmbuf_free(m);
-	}
-	rte_ring_free(w->handoff);
+	for (uint16_t i = 0; i < w->ev.n; i++)
+		if (w->ev.rules[i].buf != NULL)
+			free_ring(w->ev.rules[i].buf);
+	free_ring(w->ev.notify);
+	free_ring(w->handoff);
 	rte_ring_free(w->req);
 	rte_ring_free(w->resp);
 	rte_free(w->nf_counters);

@@ -3,8 +3,8 @@
  * mbxd: one NF instance. mbxd [EAL options] -- [options]
  *
  * The main lcore sets everything up, launches a worker loop on every other
- * lcore and then runs the control plane: one libevent loop for signals, the
- * stats timer and (with the southbound) the control server. On SIGINT or
+ * lcore and then runs the registered control plane (the southbound: one
+ * libevent loop for signals, timers and the control server). On SIGINT or
  * SIGTERM it stops receiving, lets the workers drain their rings, prints the
  * final counters and closes the ports, so that a pcap output is complete.
  */
@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -22,6 +21,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "mbx_ctrl_plane.h"
 #include "mbx_log.h"
 #include "mbx_options.h"
 #include "mbx_port.h"
@@ -52,22 +52,6 @@ app_help_requested(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return true;
 	return false;
-}
-
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	MBX_LOG(NOTICE, main, "%s: stopping", strsignal(sig));
-	event_base_loopbreak(arg);
-}
-
-static void
-on_stats(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	mbx_stats_print_interval(arg, stdout);
 }
 
 static unsigned int
@@ -109,32 +93,6 @@ build_chain(struct mbx_dp *dp, const struct mbx_options *o, uint16_t nb_ports)
 	return mbx_chain_create(&dp->chain, &p);
 }
 
-static void
-run_control_loop(struct mbx_dp *dp, const struct mbx_options *o)
-{
-	struct event_base *base = event_base_new();
-	struct event *sigint, *sigterm, *stats = NULL;
-
-	if (base == NULL)
-		rte_exit(EXIT_FAILURE, "event_base_new failed\n");
-	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
-	if (o->stats_interval > 0) {
-		struct timeval tv = {.tv_sec = o->stats_interval};
-
-		stats = event_new(base, -1, EV_PERSIST, on_stats, dp);
-		event_add(stats, &tv);
-	}
-	event_base_dispatch(base);
-	if (stats != NULL)
-		event_free(stats);
-	event_free(sigint);
-	event_free(sigterm);
-	event_base_free(base);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -164,6 +122,8 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return rc > 0 ? 0 : 2;
 	}
+	if (mbx_ctrl_plane_get() == NULL)
+		rte_exit(EXIT_FAILURE, "no control plane linked into this program\n");
 	if (rte_lcore_count() < 2)
 		rte_exit(EXIT_FAILURE,
 			 "mbxd needs a main lcore and at least one worker (-l 0-1)\n");
@@ -206,7 +166,9 @@ main(int argc, char **argv)
 		i++;
 	}
 
-	run_control_loop(dp, &opt);
+	rc = mbx_ctrl_plane_get()->run(dp, &opt);
+	if (rc < 0)
+		MBX_LOG(ERR, main, "control plane: %s; stopping", strerror(-rc));
 
 	mbx_dp_stop(dp, DRAIN_TIMEOUT_MS);
 	rte_eal_mp_wait_lcore();
@@ -219,6 +181,8 @@ main(int argc, char **argv)
 	rte_free(dp);
 	for (i = 0; i < opt.nb_nf; i++)
 		free((void *)(uintptr_t)opt.nf[i]);
+	free((void *)(uintptr_t)opt.control);
+	free((void *)(uintptr_t)opt.control_token);
 	rte_eal_cleanup();
-	return 0;
+	return rc < 0 ? 1 : 0;
 }

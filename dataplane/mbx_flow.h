@@ -93,14 +93,6 @@ void mbx_filter_init(struct mbx_filter *f);
 bool mbx_filter_match(const struct mbx_filter *f, const struct mbx_flow_key *k);
 
 /**
- * Parse a filter in the command-line form
- * "src=10.0.0.0/24,dst=2001:db8::/32,sport=1000-2000,dport=80,proto=tcp".
- * Every key is optional; an empty string matches everything.
- * @return 0, or -EINVAL with @p f unspecified.
- */
-int mbx_filter_parse(struct mbx_filter *f, const char *s);
-
-/**
  * Format @p k as "tcp 10.0.0.1:1234 > 192.0.2.1:80" into @p buf.
  * @return @p buf.
  */

@@ -32,6 +32,7 @@
 #ifndef MBX_NF_H
 #define MBX_NF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -160,8 +161,13 @@ struct mbx_nf_ops {
 	int (*multi_del)(struct mbx_nf_ctx *c, const struct mbx_filter *flt);
 	/** Main lcore, workers parked: emit the all-flows state. */
 	int (*all_get)(void *nf, mbx_state_emit emit, void *arg);
-	/** Main lcore, workers parked: install all-flows state, all or nothing. */
-	int (*all_put)(void *nf, const uint8_t *buf, size_t len);
+	/**
+	 * Main lcore, workers parked: check (@p commit false) or install
+	 * (@p commit true) all-flows state. The framework commits only what
+	 * every NF of the call accepted.
+	 * @return 0, or -errno having changed nothing.
+	 */
+	int (*all_put)(void *nf, const uint8_t *buf, size_t len, bool commit);
 };
 
 /** Register an NF; called by MBX_NF_REGISTER from a constructor. */

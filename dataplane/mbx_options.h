@@ -21,6 +21,10 @@ struct mbx_options {
 	uint32_t idle_sleep_us;
 	uint32_t mbufs;
 	uint32_t timeouts[MBX_TMO_MAX];
+	const char *control;	   /**< --control ADDR, NULL: the default unix socket */
+	const char *control_token; /**< --control-token FILE */
+	uint32_t max_frame;	   /**< --max-frame BYTES */
+	uint32_t max_conns;	   /**< --control-max-conns N */
 };
 
 /** Fill @p o with the defaults. */

@@ -36,6 +36,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "mbx_events.h"
 #include "mbx_nf.h"
 #include "mbx_pkt.h"
 #include "mbx_table.h"
@@ -70,7 +71,14 @@ uint32_t mbx_flow_hash(const struct mbx_flow_key *k);
 	X(TABLE_FULL, "table_full_drops")            \
 	X(REPLY_KEY_CONFLICT, "reply_key_conflicts") \
 	X(NF_DROP, "nf_dropped")                     \
-	X(CTRL_REQUESTS, "ctrl_requests")
+	X(CTRL_REQUESTS, "ctrl_requests")            \
+	X(EV_DROPPED, "event_dropped")               \
+	X(EV_BUFFERED, "event_buffered")             \
+	X(EV_OVERFLOW, "event_buffer_overflow")      \
+	X(EV_RELEASED, "event_released")             \
+	X(EV_NOTIFIED, "event_notified")             \
+	X(EV_NOTIFY_LOST, "event_notify_lost")       \
+	X(EV_REDIRECTED, "event_redirected")
 
 enum mbx_wstat {
 #define X(e, s) MBX_WSTAT_##e,
@@ -143,6 +151,7 @@ struct mbx_worker {
 	struct rte_ring *req;	  /**< control requests (mbx_ctrl.h) */
 	struct rte_ring *resp;	  /**< control responses */
 	int resp_fd;		  /**< eventfd written after a response, or -1 */
+	struct mbx_events ev;	  /**< event rules, changed by control requests */
 	struct mbx_rxq rxq[MBX_MAX_RXQ];
 	int16_t txq[MBX_MAX_PORTS]; /**< own TX queue per port, or -1: use the port's ring */
 	bool drains[MBX_MAX_PORTS]; /**< this worker empties the port's TX ring */

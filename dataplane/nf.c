@@ -6,6 +6,7 @@
 
 #include <rte_errno.h>
 
+#include "mbx_ctrl_plane.h"
 #include "mbx_log.h"
 #include "mbx_nf.h"
 #include "mbx_worker.h"
@@ -124,4 +125,19 @@ mbx_chain_destroy(struct mbx_chain *c)
 		free(c->nf[i].args);
 	}
 	memset(c, 0, sizeof(*c));
+}
+
+static const struct mbx_ctrl_plane *ctrl_plane;
+
+void
+mbx_ctrl_plane_register(const struct mbx_ctrl_plane *cp)
+{
+	RTE_VERIFY(ctrl_plane == NULL);
+	ctrl_plane = cp;
+}
+
+const struct mbx_ctrl_plane *
+mbx_ctrl_plane_get(void)
+{
+	return ctrl_plane;
 }

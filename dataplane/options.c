@@ -21,19 +21,30 @@ static int opt_stats_interval(struct mbx_options *o, const char *v);
 static int opt_idle_sleep_us(struct mbx_options *o, const char *v);
 static int opt_mbufs(struct mbx_options *o, const char *v);
 static int opt_config(struct mbx_options *o, const char *v);
+static int opt_control(struct mbx_options *o, const char *v);
+static int opt_control_token(struct mbx_options *o, const char *v);
+static int opt_max_frame(struct mbx_options *o, const char *v);
+static int opt_max_conns(struct mbx_options *o, const char *v);
 
 /* X(name, handler, metavar, help); a NULL handler is --help. */
-#define MBX_OPTIONS(X)                                                                           \
-	X("nf", opt_nf, "NAME[,key=value...]",                                                   \
-	  "append NF NAME to the chain (repeatable, in chain order)")                            \
-	X("flows", opt_flows, "N", "flow table capacity per worker (default 65536)")             \
-	X("timeout", opt_timeout, "CLASS=SEC", "idle timeout of a flow class (repeatable)")      \
-	X("stats-interval", opt_stats_interval, "SEC",                                           \
-	  "print counters every SEC seconds, 0 = never (default 0)")                             \
-	X("idle-sleep-us", opt_idle_sleep_us, "US",                                              \
-	  "sleep US microseconds when a worker loop finds no work, 0 = busy poll (default 0)")   \
-	X("mbufs", opt_mbufs, "N", "packet buffers in the pool (default: sized from the ports)") \
-	X("config", opt_config, "FILE", "read options from FILE: one 'key = value' per line")    \
+#define MBX_OPTIONS(X)                                                                            \
+	X("nf", opt_nf, "NAME[,key=value...]",                                                    \
+	  "append NF NAME to the chain (repeatable, in chain order)")                             \
+	X("flows", opt_flows, "N", "flow table capacity per worker (default 65536)")              \
+	X("timeout", opt_timeout, "CLASS=SEC", "idle timeout of a flow class (repeatable)")       \
+	X("stats-interval", opt_stats_interval, "SEC",                                            \
+	  "print counters every SEC seconds, 0 = never (default 0)")                              \
+	X("idle-sleep-us", opt_idle_sleep_us, "US",                                               \
+	  "sleep US microseconds when a worker loop finds no work, 0 = busy poll (default 0)")    \
+	X("mbufs", opt_mbufs, "N", "packet buffers in the pool (default: sized from the ports)")  \
+	X("control", opt_control, "ADDR",                                                         \
+	  "southbound listener: unix:PATH or HOST:PORT (default unix:<runtime dir>/mbx.sock)")    \
+	X("control-token", opt_control_token, "FILE",                                             \
+	  "access token clients must send; required for a listener not on loopback")              \
+	X("max-frame", opt_max_frame, "BYTES",                                                    \
+	  "largest southbound frame accepted (default 16 MiB)")                                   \
+	X("control-max-conns", opt_max_conns, "N", "southbound connections at once (default 64)") \
+	X("config", opt_config, "FILE", "read options from FILE: one 'key = value' per line")     \
 	X("help", NULL, "", "print this help and exit")
 
 static const struct opt {
@@ -123,6 +134,32 @@ opt_mbufs(struct mbx_options *o, const char *v)
 }
 
 static int
+opt_control(struct mbx_options *o, const char *v)
+{
+	o->control = strdup(v);
+	return o->control != NULL ? 0 : -ENOMEM;
+}
+
+static int
+opt_control_token(struct mbx_options *o, const char *v)
+{
+	o->control_token = strdup(v);
+	return o->control_token != NULL ? 0 : -ENOMEM;
+}
+
+static int
+opt_max_frame(struct mbx_options *o, const char *v)
+{
+	return parse_u32(v, 4096, 1u << 30, &o->max_frame);
+}
+
+static int
+opt_max_conns(struct mbx_options *o, const char *v)
+{
+	return parse_u32(v, 1, 65536, &o->max_conns);
+}
+
+static int
 apply(struct mbx_options *o, const struct opt *op, const char *v, const char *where)
 {
 	int rc = op->fn(o, v);
@@ -176,6 +213,8 @@ mbx_options_defaults(struct mbx_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->flows = 65536;
+	o->max_frame = 16u << 20;
+	o->max_conns = 64;
 	memcpy(o->timeouts, mbx_tmo_defaults, sizeof(o->timeouts));
 }
 

@@ -352,6 +352,13 @@ static const struct mbx_nf_ops nat_ops = {
 	.owner = nat_owner,
 	.process = nat_process,
 	.flow_free = nat_flow_free,
+	.flow_get = nat_flow_get,
+	.flow_put = nat_flow_put,
+	.multi_get = nat_multi_get,
+	.multi_put = nat_multi_put,
+	.multi_del = nat_multi_del,
+	.all_get = nat_all_get,
+	.all_put = nat_all_put,
 };
 
 MBX_NF_REGISTER(nat_ops);

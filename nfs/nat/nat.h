@@ -63,4 +63,15 @@ void nat_translate_out(struct rte_mbuf *m, struct mbx_pkt *p, const struct nat_f
 /** Rewrite a reply's destination back to the inside endpoint, and its key. */
 void nat_translate_in(struct rte_mbuf *m, struct mbx_pkt *p, const struct nat_flow *st);
 
+/* The codecs (nat_state.c): see the hooks in mbx_nf.h. */
+int nat_flow_get(struct mbx_nf_ctx *c, struct mbx_flow *f, uint8_t *buf, size_t cap);
+int nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_t len);
+int nat_multi_get(struct mbx_nf_ctx *c, const struct mbx_filter *flt, mbx_state_emit emit,
+		  void *arg);
+int nat_multi_put(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_t *buf,
+		  size_t len);
+int nat_multi_del(struct mbx_nf_ctx *c, const struct mbx_filter *flt);
+int nat_all_get(void *nf, mbx_state_emit emit, void *arg);
+int nat_all_put(void *nf, const uint8_t *buf, size_t len, bool commit);
+
 #endif /* NAT_H */

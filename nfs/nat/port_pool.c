@@ -383,3 +383,59 @@ nat_port_release(struct nat_pool *p, struct nat_hosts *h, rte_be32_t host, rte_b
 	atomic_fetch_add(&p->nb_free, 1);
 	host_put(h, e);
 }
+
+int
+nat_block_reserve(struct nat_pool *p, struct nat_hosts *h, uint16_t worker, rte_be32_t host,
+		  rte_be32_t addr, rte_be16_t port)
+{
+	uint32_t b, owner, expected = 0;
+	struct nat_host *e;
+	unsigned int bit;
+
+	if (!locate(p, addr, port, &b, &bit) || bit != 0)
+		return -EINVAL;
+	owner = atomic_load_explicit(&p->blocks[b].owner, memory_order_acquire);
+	if (owner == worker + 1u && p->blocks[b].host == host)
+		return 0;
+	if (owner != 0)
+		return -EBUSY;
+	e = host_get(h, host);
+	if (e == NULL)
+		return -ENOSPC;
+	if (!atomic_compare_exchange_strong(&p->blocks[b].owner, &expected, worker + 1u)) {
+		host_put(h, e);
+		return -EBUSY;
+	}
+	atomic_fetch_sub(&p->nb_free, 1);
+	block_link(p, e, b);
+	return 0;
+}
+
+uint32_t
+nat_host_trim(struct nat_pool *p, struct nat_hosts *h, rte_be32_t host)
+{
+	int pos = rte_hash_lookup(h->hash, &host);
+	uint32_t *link, freed = 0;
+	struct nat_host *e;
+
+	if (pos < 0)
+		return 0;
+	e = &h->hosts[pos];
+	link = &e->head;
+	while (*link != NAT_NONE) {
+		uint32_t b = *link;
+
+		if (p->blocks[b].used != 0) {
+			link = &p->blocks[b].next;
+			continue;
+		}
+		*link = p->blocks[b].next;
+		p->blocks[b].next = NAT_NONE;
+		e->nb_blocks--;
+		atomic_store_explicit(&p->blocks[b].owner, 0, memory_order_release);
+		atomic_fetch_add(&p->nb_free, 1);
+		freed++;
+	}
+	host_put(h, e);
+	return freed;
+}

@@ -111,6 +111,21 @@ int nat_port_alloc(struct nat_pool *p, struct nat_hosts *h, uint16_t worker, rte
 int nat_port_claim(struct nat_pool *p, struct nat_hosts *h, uint16_t worker, rte_be32_t host,
 		   rte_be32_t addr, rte_be16_t port);
 
+/**
+ * Reserve for @p host the block starting at (@p addr, @p port), with no port
+ * in use yet (a host's blocks imported ahead of its flows).
+ * @return 0 (also when the host holds it already), -EINVAL if it is not a
+ *   block of the pool, -EBUSY if another host or worker holds it.
+ */
+int nat_block_reserve(struct nat_pool *p, struct nat_hosts *h, uint16_t worker, rte_be32_t host,
+		      rte_be32_t addr, rte_be16_t port);
+
+/**
+ * Return @p host's blocks that have no port in use to the pool; a host left
+ * without blocks is forgotten. @return blocks returned.
+ */
+uint32_t nat_host_trim(struct nat_pool *p, struct nat_hosts *h, rte_be32_t host);
+
 /** Release a port that @p host holds; its block returns to the pool when empty. */
 void nat_port_release(struct nat_pool *p, struct nat_hosts *h, rte_be32_t host, rte_be32_t addr,
 		      rte_be16_t port);

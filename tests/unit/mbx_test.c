@@ -16,6 +16,8 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "mbx_filter_str.h"
+#include "mbx_sb.h"
 #include "mbx_test.h"
 
 static struct rte_mempool *pool;
@@ -292,4 +294,14 @@ mbx_test_verify_csums(struct rte_mbuf *m)
 	default:
 		return 0;
 	}
+}
+
+int
+mbx_test_filter(struct mbx_filter *f, const char *s)
+{
+	struct mbx_filter_pb pb;
+
+	if (mbx_filter_str_parse(s, &pb, NULL, 0) < 0)
+		return -EINVAL;
+	return sb_filter_from_pb(&pb.f, f);
 }

@@ -52,6 +52,13 @@ struct rte_mbuf *mbx_test_udp6(const char *src, const char *dst, uint16_t sport,
 /** Recompute every checksum of an IPv4 packet from scratch; 0 if all match. */
 int mbx_test_verify_csums(struct rte_mbuf *m);
 
+/**
+ * A filter from the command-line syntax, the way a request carries it: text
+ * to mbx.v1.Filter (as mbxctl does) to the dataplane's filter (as mbxd does).
+ * @return 0 or -EINVAL.
+ */
+int mbx_test_filter(struct mbx_filter *f, const char *s);
+
 /** "a.b.c.d" in network order. */
 rte_be32_t mbx_test_ip4(const char *s);
 

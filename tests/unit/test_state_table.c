@@ -195,27 +195,27 @@ START_TEST(filters)
 	struct mbx_flow_key k = key4(0x0a000105, 0xc0000201, 40000, 443, IPPROTO_TCP);
 	struct mbx_flow_key k6;
 
-	ck_assert_int_eq(mbx_filter_parse(&f, ""), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, ""), 0);
 	ck_assert(mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.1.0/24,dport=443,proto=tcp"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.1.0/24,dport=443,proto=tcp"), 0);
 	ck_assert(mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.2.0/24"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.2.0/24"), 0);
 	ck_assert(!mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.0.0/8,dst=192.0.2.1"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.0.0/8,dst=192.0.2.1"), 0);
 	ck_assert(mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "dst=192.0.2.2/32"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "dst=192.0.2.2/32"), 0);
 	ck_assert(!mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "sport=30000-40000"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "sport=30000-40000"), 0);
 	ck_assert(mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "sport=40001-50000"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "sport=40001-50000"), 0);
 	ck_assert(!mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "proto=udp"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "proto=udp"), 0);
 	ck_assert(!mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "proto=6"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "proto=6"), 0);
 	ck_assert(mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "family=6"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "family=6"), 0);
 	ck_assert(!mbx_filter_match(&f, &k));
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=0.0.0.0/0"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=0.0.0.0/0"), 0);
 	ck_assert(mbx_filter_match(&f, &k));
 
 	/* IPv6 prefixes, within and across the 64-bit halves */
@@ -223,23 +223,23 @@ START_TEST(filters)
 	k6.family = MBX_FAMILY_V6;
 	k6.proto = IPPROTO_UDP;
 	inet_pton(AF_INET6, "2001:db8:0:1:8000::5", k6.src.v6);
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=2001:db8::/32"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=2001:db8::/32"), 0);
 	ck_assert(mbx_filter_match(&f, &k6));
 	ck_assert(!mbx_filter_match(&f, &k)); /* a v6 filter never matches v4 */
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=2001:db8:0:1:8000::/65"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=2001:db8:0:1:8000::/65"), 0);
 	ck_assert(mbx_filter_match(&f, &k6));
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=2001:db8:0:1::/65"), 0);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=2001:db8:0:1::/65"), 0);
 	ck_assert(!mbx_filter_match(&f, &k6));
 
 	/* what is refused */
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.0.0/33"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.0.300"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "dport=80-70"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "dport=70000"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "proto=bogus"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "colour=red"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.0.1,dst=2001:db8::1"), -EINVAL);
-	ck_assert_int_eq(mbx_filter_parse(&f, "src=10.0.0.1,src=10.0.0.2"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.0.0/33"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.0.300"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "dport=80-70"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "dport=70000"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "proto=bogus"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "colour=red"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.0.1,dst=2001:db8::1"), -EINVAL);
+	ck_assert_int_eq(mbx_test_filter(&f, "src=10.0.0.1,src=10.0.0.2"), -EINVAL);
 }
 END_TEST
 

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Event rules on the worker: see mbx_events.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "mbx_events.h"
+#include "mbx_worker.h"
+
+int
+mbx_events_enable(struct mbx_worker *w, void *arg)
+{
+	const struct mbx_event_enable *e = arg;
+
+	if (w->ev.n == MBX_EVENT_RULES_MAX)
+		return -ENOSPC;
+	w->ev.rules[w->ev.n++] = e->rule;
+	return 0;
+}
+
+static void
+release(struct mbx_worker *w, struct rte_ring *r, struct mbx_event_disable *d)
+{
+	struct rte_mbuf *pkts[MBX_BURST];
+	unsigned int n;
+
+	while ((n = rte_ring_sc_dequeue_burst(r, (void **)pkts, MBX_BURST, NULL)) > 0) {
+		if (d->release_drop) {
+			rte_pktmbuf_free_bulk(pkts, n);
+			d->dropped += n;
+			w->stats[MBX_WSTAT_EV_DROPPED] += n;
+			continue;
+		}
+		d->released += n;
+		w->stats[MBX_WSTAT_EV_RELEASED] += n;
+		mbx_worker_owned(w, pkts, n);
+	}
+	mbx_worker_flush(w);
+}
+
+int
+mbx_events_disable(struct mbx_worker *w, void *arg)
+{
+	struct mbx_event_disable *d = arg;
+	uint16_t k = 0;
+
+	for (uint16_t i = 0; i < w->ev.n; i++) {
+		struct mbx_event_rule *r = &w->ev.rules[i];
+		bool hit = d->id != 0 ? r->id == d->id
+				      : memcmp(&r->filter, &d->filter, sizeof(d->filter)) == 0;
+
+		if (!hit) {
+			w->ev.rules[k++] = *r;
+			continue;
+		}
+		d->rules++;
+		if (r->buf != NULL)
+			d->bufs[d->nb_bufs++] = r->buf;
+	}
+	w->ev.n = k;
+	/* released packets see the rules without the removed ones */
+	for (uint16_t i = 0; i < d->nb_bufs; i++)
+		release(w, d->bufs[i], d);
+	return 0;
+}
+
+static const struct mbx_event_rule *
+match(const struct mbx_events *ev, const struct mbx_flow_key *orig, const struct mbx_flow_key *k)
+{
+	struct mbx_flow_key rev;
+
+	for (uint16_t i = 0; i < ev->n; i++) {
+		if (orig != NULL) {
+			if (mbx_filter_match(&ev->rules[i].filter, orig))
+				return &ev->rules[i];
+			continue;
+		}
+		/* no flow yet: the packet may come from either end */
+		if (mbx_filter_match(&ev->rules[i].filter, k))
+			return &ev->rules[i];
+		mbx_flow_key_reverse(&rev, k);
+		if (mbx_filter_match(&ev->rules[i].filter, &rev))
+			return &ev->rules[i];
+	}
+	return NULL;
+}
+
+uint16_t
+mbx_events_apply(struct mbx_worker *w, struct rte_mbuf **pkts, struct mbx_flow **flows,
+		 uint8_t *dirs, uint16_t n)
+{
+	uint16_t k = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i], *copy;
+		const struct mbx_flow_key *orig =
+			flows[i] != NULL ? &mbx_flow_keys(w->table, flows[i])[0] : NULL;
+		const struct mbx_event_rule *r = match(&w->ev, orig, &mbx_pkt(m)->key);
+
+		if (r == NULL)
+			goto keep;
+		switch (r->action) {
+		case MBX_ACTION_DROP:
+			rte_pktmbuf_free(m);
+			w->stats[MBX_WSTAT_EV_DROPPED]++;
+			continue;
+		case MBX_ACTION_BUFFER:
+			if (rte_ring_sp_enqueue(r->buf, m) != 0) {
+				rte_pktmbuf_free(m);
+				w->stats[MBX_WSTAT_EV_OVERFLOW]++;
+			} else {
+				w->stats[MBX_WSTAT_EV_BUFFERED]++;
+			}
+			continue;
+		case MBX_ACTION_REDIRECT:
+			r->redirect(w, r->redirect_arg, &m, 1);
+			continue;
+		case MBX_ACTION_NOTIFY:
+			copy = rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+			if (copy != NULL && rte_ring_sp_enqueue(w->ev.notify, copy) == 0) {
+				w->stats[MBX_WSTAT_EV_NOTIFIED]++;
+			} else {
+				rte_pktmbuf_free(copy);
+				w->stats[MBX_WSTAT_EV_NOTIFY_LOST]++;
+			}
+			break;
+		default:
+			break;
+		}
+	keep:
+		pkts[k] = m;
+		flows[k] = flows[i];
+		dirs[k] = dirs[i];
+		k++;
+	}
+	return k;
+}
