@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* libmbxctl: connection and calls. See mbxctl.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mbx_frame.h"
+#include "mbxctl.h"
+
+/* Largest response frame this client accepts. */
+#define RECV_MAX (256u << 20)
+
+struct mbxctl {
+	int fd;
+	int64_t next_id;
+	char *token;
+	uint8_t *buf;
+	size_t cap;
+};
+
+static int
+dial(const char *addr)
+{
+	int fd;
+
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+
+		if (strlen(addr + 5) >= sizeof(un.sun_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		strcpy(un.sun_path, addr + 5);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		return fd;
+	}
+	{
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+		char host[256];
+		const char *colon = strrchr(addr, ':');
+		size_t hlen = colon ? (size_t)(colon - addr) : 0;
+		int rc;
+
+		if (colon == NULL || hlen == 0 || hlen >= sizeof(host)) {
+			errno = EINVAL;
+			return -1;
+		}
+		if (addr[0] == '[' && addr[hlen - 1] == ']') {
+			memcpy(host, addr + 1, hlen - 2);
+			host[hlen - 2] = '\0';
+		} else {
+			memcpy(host, addr, hlen);
+			host[hlen] = '\0';
+		}
+		rc = getaddrinfo(host, colon + 1, &hints, &res);
+		if (rc != 0) {
+			errno = EHOSTUNREACH;
+			return -1;
+		}
+		fd = -1;
+		for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		freeaddrinfo(res);
+		return fd;
+	}
+}
+
+struct mbxctl *
+mbxctl_connect(const char *addr, const char *token)
+{
+	struct mbxctl *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->fd = dial(addr);
+	if (c->fd < 0) {
+		int e = errno;
+
+		free(c);
+		errno = e;
+		return NULL;
+	}
+	c->next_id = 1;
+	c->token = token ? strdup(token) : NULL;
+	return c;
+}
+
+void
+mbxctl_close(struct mbxctl *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->token);
+	free(c->buf);
+	free(c);
+}
+
+char *
+mbxctl_read_token(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char buf[256];
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+read_all(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0)
+			return -errno;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int64_t
+mbxctl_send(struct mbxctl *c, const char *method, const ProtobufCMessage *req)
+{
+	Mbx__V1__Envelope env = MBX__V1__ENVELOPE__INIT;
+	size_t plen = protobuf_c_message_get_packed_size(req), n;
+	uint8_t *payload = malloc(plen + 1), *frame;
+	int rc;
+
+	if (payload == NULL)
+		return -ENOMEM;
+	protobuf_c_message_pack(req, payload);
+	env.call_id = (uint64_t)c->next_id;
+	env.method = (char *)(uintptr_t)method;
+	env.payload = (ProtobufCBinaryData){plen, payload};
+	if (c->token != NULL)
+		env.token = (ProtobufCBinaryData){strlen(c->token), (uint8_t *)c->token};
+	n = mbx_frame_size(&env);
+	frame = malloc(n);
+	if (frame == NULL) {
+		free(payload);
+		return -ENOMEM;
+	}
+	mbx_frame_pack(&env, frame);
+	rc = write_all(c->fd, frame, n);
+	free(frame);
+	free(payload);
+	return rc < 0 ? rc : c->next_id++;
+}
+
+static Mbx__V1__Status *
+status_of(const ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *fd =
+		protobuf_c_message_descriptor_get_field(m->descriptor, 1);
+
+	if (fd == NULL || fd->type != PROTOBUF_C_TYPE_MESSAGE ||
+	    fd->descriptor != &mbx__v1__status__descriptor)
+		return NULL;
+	return *(Mbx__V1__Status **)((const char *)m + fd->offset);
+}
+
+int
+mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+	    ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
+{
+	uint8_t hdr[MBX_FRAME_HDR_LEN];
+	Mbx__V1__Envelope *env;
+	Mbx__V1__Status *st;
+	long n;
+	int rc;
+
+	*resp = NULL;
+	rc = read_all(c->fd, hdr, sizeof(hdr));
+	if (rc < 0) {
+		snprintf(err, errlen, "connection: %s", strerror(-rc));
+		return rc;
+	}
+	n = mbx_frame_peek(hdr, sizeof(hdr), RECV_MAX);
+	if (n <= 0) {
+		snprintf(err, errlen, "bad frame from the server");
+		return -EPROTO;
+	}
+	if ((size_t)n > c->cap) {
+		uint8_t *b = realloc(c->buf, (size_t)n);
+
+		if (b == NULL)
+			return -ENOMEM;
+		c->buf = b;
+		c->cap = (size_t)n;
+	}
+	memcpy(c->buf, hdr, sizeof(hdr));
+	rc = read_all(c->fd, c->buf + sizeof(hdr), (size_t)n - sizeof(hdr));
+	if (rc < 0) {
+		snprintf(err, errlen, "connection: %s", strerror(-rc));
+		return rc;
+	}
+	env = mbx_frame_unpack(c->buf, (size_t)n);
+	if (env == NULL || env->call_id != (uint64_t)id) {
+		snprintf(err, errlen, "unexpected frame from the server");
+		if (env != NULL)
+			mbx__v1__envelope__free_unpacked(env, NULL);
+		return -EPROTO;
+	}
+	if (more != NULL)
+		*more = env->more;
+	*resp = protobuf_c_message_unpack(desc, NULL, env->payload.len, env->payload.data);
+	mbx__v1__envelope__free_unpacked(env, NULL);
+	if (*resp == NULL) {
+		snprintf(err, errlen, "undecodable response");
+		return -EPROTO;
+	}
+	st = status_of(*resp);
+	if (st != NULL && st->code != 0) {
+		snprintf(err, errlen, "%s", st->message);
+		rc = st->code > 0 ? -st->code : st->code;
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+int
+mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
+	    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, char *err,
+	    size_t errlen)
+{
+	int64_t id = mbxctl_send(c, method, req);
+
+	if (id < 0) {
+		snprintf(err, errlen, "send: %s", strerror((int)-id));
+		return (int)id;
+	}
+	return mbxctl_recv(c, id, desc, resp, NULL, err, errlen);
+}
+
+int
+mbxctl_chunk_write(FILE *f, const Mbx__V1__StateChunk *c)
+{
+	size_t n = mbx__v1__state_chunk__get_packed_size(c);
+	uint8_t *b = malloc(n + 4);
+
+	if (b == NULL)
+		return -ENOMEM;
+	b[0] = (uint8_t)(n >> 24);
+	b[1] = (uint8_t)(n >> 16);
+	b[2] = (uint8_t)(n >> 8);
+	b[3] = (uint8_t)n;
+	mbx__v1__state_chunk__pack(c, b + 4);
+	n = fwrite(b, 1, n + 4, f) == n + 4 ? 0 : (size_t)-EIO;
+	free(b);
+	return (int)n;
+}
+
+Mbx__V1__StateChunk *
+mbxctl_chunk_read(FILE *f)
+{
+	uint8_t h[4], *b;
+	Mbx__V1__StateChunk *c;
+	uint32_t n;
+
+	if (fread(h, 1, 4, f) != 4) {
+		errno = 0;
+		return NULL;
+	}
+	n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+	if (n > RECV_MAX || (b = malloc(n + 1)) == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (fread(b, 1, n, f) != n) {
+		free(b);
+		errno = EINVAL;
+		return NULL;
+	}
+	c = mbx__v1__state_chunk__unpack(NULL, n, b);
+	free(b);
+	if (c == NULL)
+		errno = EINVAL;
+	return c;
+}

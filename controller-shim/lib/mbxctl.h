@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * libmbxctl: a small blocking client of the mbx southbound API, for mbxctl,
+ * mbxctld and controllers written in C.
+ *
+ * Theory of operation: one connection (unix socket or TCP) carries framed
+ * calls (proto/mbx_frame.h); mbxctl_send() starts a call, mbxctl_recv()
+ * returns its next response frame, decoded, with the Status checked: a
+ * non-zero code comes back as its negated errno and a message. Streams
+ * (the state Gets, Subscribe) are read frame by frame until more is false.
+ * Not thread-safe: one caller per connection.
+ */
+#ifndef MBXCTL_H
+#define MBXCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "mbx/v1/common.pb-c.h"
+
+struct mbxctl;
+
+/**
+ * Connect to "unix:PATH" or "HOST:PORT" ("[v6]:PORT").
+ * @param token access token sent with every call, or NULL.
+ * @return the connection, or NULL with errno set.
+ */
+struct mbxctl *mbxctl_connect(const char *addr, const char *token);
+
+/** Close and free. */
+void mbxctl_close(struct mbxctl *c);
+
+/** Read an access token from a file (trailing newline removed). @return malloc'd or NULL. */
+char *mbxctl_read_token(const char *path);
+
+/**
+ * Start a call of @p method ("/mbx.v1.State/GetPerflow").
+ * @return its call id (> 0), or -errno.
+ */
+int64_t mbxctl_send(struct mbxctl *c, const char *method, const ProtobufCMessage *req);
+
+/**
+ * Read the next response frame of call @p id and decode it as @p desc.
+ * @param resp out: the message (free with protobuf_c_message_free_unpacked).
+ * @param more out (may be NULL): more frames of the call follow.
+ * @param err out: the Status message or what went wrong.
+ * @return 0; -code of a non-zero Status (resp is NULL); -EPROTO, -ECONNRESET.
+ */
+int mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+		ProtobufCMessage **resp, bool *more, char *err, size_t errlen);
+
+/** A unary call: send, then the one response. Same returns as mbxctl_recv(). */
+int mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
+		const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, char *err,
+		size_t errlen);
+
+/**
+ * Print @p m as one line of JSON (no newline): enums by name, bytes fields
+ * that hold addresses (4 or 16 bytes, named like an address) as text, other
+ * bytes as base64.
+ */
+void mbxctl_print_json(FILE *f, const ProtobufCMessage *m);
+
+/** The state message type of an NF at a scope ("nat", SCOPE_PER_FLOW...), or NULL. */
+const ProtobufCMessageDescriptor *mbxctl_state_type(const char *nf, Mbx__V1__Scope scope);
+
+/**
+ * State chunk files (mbxctl get-state -o): an 8-byte magic, then each
+ * StateChunk as a 4-byte big-endian length and its bytes.
+ */
+#define MBXCTL_CHUNK_MAGIC "MBXSTAT1"
+
+int mbxctl_chunk_write(FILE *f, const Mbx__V1__StateChunk *c);
+/** @return a chunk (free with mbx__v1__state_chunk__free_unpacked), NULL at the end or on error
+ * (errno). */
+Mbx__V1__StateChunk *mbxctl_chunk_read(FILE *f);
+
+#endif /* MBXCTL_H */

@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * mbxctl: the command line of the mbx southbound API.
+ *
+ *   mbxctl --at ADDR info | stats
+ *   mbxctl --at ADDR get-state [--nf NF] [--scope S] [--filter F] [--delete] [-o FILE]
+ *   mbxctl --at ADDR put-state -i FILE
+ *   mbxctl --at ADDR del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]
+ *   mbxctl --at ADDR events enable --filter F --action drop|buffer|notify|process [--limit N]
+ *   mbxctl --at ADDR events disable (--rule ID | --filter F) [--release in-order|drop]
+ *   mbxctl --at ADDR events watch [--count N]
+ *
+ * Output is JSON: one object, or for state and events one per line.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbx/v1/dataplane.pb-c.h"
+#include "mbx/v1/events.pb-c.h"
+#include "mbx/v1/state.pb-c.h"
+#include "mbx_filter_str.h"
+#include "mbxctl.h"
+
+/* Chunks per Put call, and their bytes: keeps each call well under the frame limit. */
+#define PUT_BATCH 20000
+#define PUT_BYTES (8u << 20)
+
+struct args {
+	const char *at;
+	const char *token_file;
+	const char *nf;
+	const char *scope;
+	const char *filter;
+	const char *out;
+	const char *in;
+	const char *action;
+	const char *release;
+	unsigned long rule;
+	unsigned long limit;
+	unsigned long count;
+	bool del;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: mbxctl [--at ADDR] [--token FILE] COMMAND [options]\n"
+		"  ADDR: unix:PATH or HOST:PORT (default: $MBX_AT)\n\n"
+		"Commands:\n"
+		"  info                      the instance: version, workers, ports, NF chain\n"
+		"  stats                     counters of ports, workers, NFs, events\n"
+		"  get-state                 export state as JSON Lines, or with -o FILE as "
+		"binary\n"
+		"      [--nf NF] [--scope per-flow|multi-flow|all-flows] [--filter F] [--delete]\n"
+		"  put-state -i FILE         import a file written by get-state -o\n"
+		"  del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]\n"
+		"  events enable --filter F --action drop|buffer|notify|process [--limit N]\n"
+		"  events disable (--rule ID | --filter F) [--release in-order|drop]\n"
+		"  events watch [--count N]  print NOTIFY copies as JSON Lines\n\n"
+		"Filters: "
+		"src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
+}
+
+static int
+fail(int rc, const char *what, const char *err)
+{
+	fprintf(stderr, "mbxctl: %s: %s (%s)\n", what, err, strerror(-rc));
+	return 1;
+}
+
+static Mbx__V1__Scope
+parse_scope(const char *s)
+{
+	if (s == NULL || strcmp(s, "per-flow") == 0)
+		return MBX__V1__SCOPE__SCOPE_PER_FLOW;
+	if (strcmp(s, "multi-flow") == 0)
+		return MBX__V1__SCOPE__SCOPE_MULTI_FLOW;
+	if (strcmp(s, "all-flows") == 0)
+		return MBX__V1__SCOPE__SCOPE_ALL_FLOWS;
+	return (Mbx__V1__Scope)-1;
+}
+
+static int
+unary(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
+      const ProtobufCMessageDescriptor *d)
+{
+	ProtobufCMessage *resp;
+	char err[256];
+	int rc = mbxctl_call(c, method, req, d, &resp, err, sizeof(err));
+
+	if (rc < 0)
+		return fail(rc, method, err);
+	mbxctl_print_json(stdout, resp);
+	putchar('\n');
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* One line per chunk: {"chunk": the StateChunk, "decoded": the NF's message, if known}. */
+static void
+print_chunk(const Mbx__V1__StateChunk *ch)
+{
+	const ProtobufCMessageDescriptor *d = mbxctl_state_type(ch->nf, ch->scope);
+	ProtobufCMessage *st =
+		d ? protobuf_c_message_unpack(d, NULL, ch->state.len, ch->state.data) : NULL;
+
+	printf("{\"chunk\":");
+	mbxctl_print_json(stdout, &ch->base);
+	if (st != NULL) {
+		printf(",\"decoded\":");
+		mbxctl_print_json(stdout, st);
+		protobuf_c_message_free_unpacked(st, NULL);
+	}
+	printf("}\n");
+}
+
+static int
+get_state(struct mbxctl *c, const struct args *a)
+{
+	Mbx__V1__Scope scope = parse_scope(a->scope);
+	Mbx__V1__GetPerflowRequest pf = MBX__V1__GET_PERFLOW_REQUEST__INIT;
+	Mbx__V1__GetMultiflowRequest mf = MBX__V1__GET_MULTIFLOW_REQUEST__INIT;
+	Mbx__V1__GetAllflowsRequest af = MBX__V1__GET_ALLFLOWS_REQUEST__INIT;
+	const ProtobufCMessage *req;
+	const char *method;
+	struct mbx_filter_pb flt;
+	FILE *out = NULL;
+	uint64_t chunks = 0;
+	char err[256];
+	bool more = true;
+	int64_t id;
+
+	if ((int)scope < 0 || mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mbxctl: %s\n", (int)scope < 0 ? "bad --scope" : err);
+		return 2;
+	}
+	if (scope == MBX__V1__SCOPE__SCOPE_PER_FLOW) {
+		pf.nf = (char *)(uintptr_t)(a->nf ? a->nf : "");
+		pf.filter = &flt.f;
+		pf.delete_ = a->del;
+		req = &pf.base;
+		method = "/mbx.v1.State/GetPerflow";
+	} else if (scope == MBX__V1__SCOPE__SCOPE_MULTI_FLOW) {
+		mf.nf = (char *)(uintptr_t)(a->nf ? a->nf : "");
+		mf.filter = &flt.f;
+		req = &mf.base;
+		method = "/mbx.v1.State/GetMultiflow";
+	} else {
+		af.nf = (char *)(uintptr_t)(a->nf ? a->nf : "");
+		req = &af.base;
+		method = "/mbx.v1.State/GetAllflows";
+	}
+	if (a->out != NULL) {
+		out = fopen(a->out, "w");
+		if (out == NULL || fwrite(MBXCTL_CHUNK_MAGIC, 1, 8, out) != 8) {
+			fprintf(stderr, "mbxctl: %s: %s\n", a->out, strerror(errno));
+			return 1;
+		}
+	}
+	id = mbxctl_send(c, method, req);
+	if (id < 0)
+		return fail((int)id, method, "send");
+	while (more) {
+		/* the three Get responses share their fields: decode them as one type */
+		Mbx__V1__GetPerflowResponse *r;
+		int rc = mbxctl_recv(c, id, &mbx__v1__get_perflow_response__descriptor,
+				     (ProtobufCMessage **)&r, &more, err, sizeof(err));
+
+		if (rc < 0) {
+			if (out != NULL)
+				fclose(out);
+			return fail(rc, method, err);
+		}
+		for (size_t i = 0; i < r->n_chunks; i++) {
+			if (out != NULL)
+				mbxctl_chunk_write(out, r->chunks[i]);
+			else
+				print_chunk(r->chunks[i]);
+		}
+		chunks += r->n_chunks;
+		mbx__v1__get_perflow_response__free_unpacked(r, NULL);
+	}
+	if (out != NULL) {
+		if (fclose(out) != 0)
+			return fail(-errno, a->out, "write");
+		printf("{\"chunks\":%llu,\"file\":\"%s\"}\n", (unsigned long long)chunks, a->out);
+	}
+	return 0;
+}
+
+/* Send @n chunks of one scope in calls of bounded size. */
+static int
+put_batch(struct mbxctl *c, Mbx__V1__StateChunk **chunks, size_t n, Mbx__V1__Scope scope,
+	  uint64_t *installed)
+{
+	static const char *const methods[] = {"/mbx.v1.State/PutPerflow",
+					      "/mbx.v1.State/PutMultiflow",
+					      "/mbx.v1.State/PutAllflows"};
+	size_t i = 0;
+
+	while (i < n) {
+		/* PutPerflow/PutMultiflow/PutAllflows requests and responses share fields */
+		Mbx__V1__PutPerflowRequest req = MBX__V1__PUT_PERFLOW_REQUEST__INIT;
+		Mbx__V1__PutPerflowResponse *resp;
+		size_t k = 0, bytes = 0;
+		char err[256];
+		int rc;
+
+		while (i + k < n && k < PUT_BATCH && bytes < PUT_BYTES)
+			bytes += mbx__v1__state_chunk__get_packed_size(chunks[i + k++]) + 8;
+		req.n_chunks = k;
+		req.chunks = chunks + i;
+		rc = mbxctl_call(c, methods[scope], &req.base,
+				 &mbx__v1__put_perflow_response__descriptor,
+				 (ProtobufCMessage **)&resp, err, sizeof(err));
+		if (rc < 0)
+			return fail(rc, methods[scope], err);
+		*installed += resp->installed;
+		mbx__v1__put_perflow_response__free_unpacked(resp, NULL);
+		i += k;
+	}
+	return 0;
+}
+
+static int
+put_state(struct mbxctl *c, const struct args *a)
+{
+	Mbx__V1__StateChunk **by[3] = {NULL, NULL, NULL};
+	size_t n[3] = {0, 0, 0}, cap[3] = {0, 0, 0};
+	Mbx__V1__StateChunk *ch;
+	uint64_t installed = 0;
+	char magic[8];
+	FILE *in;
+	int rc = 0;
+
+	if (a->in == NULL) {
+		fprintf(stderr, "mbxctl: put-state needs -i FILE\n");
+		return 2;
+	}
+	in = fopen(a->in, "r");
+	if (in == NULL || fread(magic, 1, 8, in) != 8 || memcmp(magic, MBXCTL_CHUNK_MAGIC, 8)) {
+		fprintf(stderr, "mbxctl: %s: not a state file written by get-state -o\n", a->in);
+		return 1;
+	}
+	while ((ch = mbxctl_chunk_read(in)) != NULL) {
+		int s = ch->scope >= 0 && ch->scope <= 2 ? ch->scope : 0;
+
+		if (n[s] == cap[s]) {
+			cap[s] = cap[s] ? cap[s] * 2 : 1024;
+			by[s] = realloc(by[s], cap[s] * sizeof(*by[s]));
+			if (by[s] == NULL) {
+				fprintf(stderr, "mbxctl: out of memory\n");
+				return 1;
+			}
+		}
+		by[s][n[s]++] = ch;
+	}
+	if (errno != 0) {
+		fprintf(stderr, "mbxctl: %s: corrupt chunk\n", a->in);
+		rc = 1;
+	}
+	fclose(in);
+	/* the pool before the hosts' blocks before the flows that use them */
+	if (rc == 0)
+		rc = put_batch(c, by[2], n[2], MBX__V1__SCOPE__SCOPE_ALL_FLOWS, &installed);
+	if (rc == 0)
+		rc = put_batch(c, by[1], n[1], MBX__V1__SCOPE__SCOPE_MULTI_FLOW, &installed);
+	if (rc == 0)
+		rc = put_batch(c, by[0], n[0], MBX__V1__SCOPE__SCOPE_PER_FLOW, &installed);
+	for (int s = 0; s < 3; s++) {
+		for (size_t i = 0; i < n[s]; i++)
+			mbx__v1__state_chunk__free_unpacked(by[s][i], NULL);
+		free(by[s]);
+	}
+	if (rc == 0)
+		printf("{\"installed\":%llu}\n", (unsigned long long)installed);
+	return rc;
+}
+
+static int
+del_state(struct mbxctl *c, const struct args *a)
+{
+	Mbx__V1__Scope scope = parse_scope(a->scope);
+	Mbx__V1__DelPerflowRequest pf = MBX__V1__DEL_PERFLOW_REQUEST__INIT;
+	Mbx__V1__DelMultiflowRequest mf = MBX__V1__DEL_MULTIFLOW_REQUEST__INIT;
+	struct mbx_filter_pb flt;
+	char err[256];
+
+	if (scope == MBX__V1__SCOPE__SCOPE_ALL_FLOWS || (int)scope < 0 ||
+	    mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mbxctl: %s\n",
+			(int)scope < 0 || scope == MBX__V1__SCOPE__SCOPE_ALL_FLOWS
+				? "del-state takes --scope per-flow or multi-flow"
+				: err);
+		return 2;
+	}
+	if (scope == MBX__V1__SCOPE__SCOPE_PER_FLOW) {
+		pf.nf = (char *)(uintptr_t)(a->nf ? a->nf : "");
+		pf.filter = &flt.f;
+		return unary(c, "/mbx.v1.State/DelPerflow", &pf.base,
+			     &mbx__v1__del_perflow_response__descriptor);
+	}
+	mf.nf = (char *)(uintptr_t)(a->nf ? a->nf : "");
+	mf.filter = &flt.f;
+	return unary(c, "/mbx.v1.State/DelMultiflow", &mf.base,
+		     &mbx__v1__del_multiflow_response__descriptor);
+}
+
+static int
+events(struct mbxctl *c, const char *sub, const struct args *a)
+{
+	struct mbx_filter_pb flt;
+	char err[256];
+
+	if (mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mbxctl: %s\n", err);
+		return 2;
+	}
+	if (strcmp(sub, "enable") == 0) {
+		Mbx__V1__EnableEventsRequest r = MBX__V1__ENABLE_EVENTS_REQUEST__INIT;
+		char name[32];
+		const ProtobufCEnumValue *v;
+
+		snprintf(name, sizeof(name), "ACTION_%s", a->action ? a->action : "");
+		for (char *p = name; *p; p++)
+			*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		v = protobuf_c_enum_descriptor_get_value_by_name(&mbx__v1__action__descriptor,
+								 name);
+		if (v == NULL || a->filter == NULL) {
+			fprintf(stderr, "mbxctl: events enable needs --filter and --action "
+					"drop|buffer|notify|process\n");
+			return 2;
+		}
+		r.filter = &flt.f;
+		r.action = (Mbx__V1__Action)v->value;
+		r.buffer_limit = (uint32_t)a->limit;
+		return unary(c, "/mbx.v1.Events/EnableEvents", &r.base,
+			     &mbx__v1__enable_events_response__descriptor);
+	}
+	if (strcmp(sub, "disable") == 0) {
+		Mbx__V1__DisableEventsRequest r = MBX__V1__DISABLE_EVENTS_REQUEST__INIT;
+
+		if (a->rule == 0 && a->filter == NULL) {
+			fprintf(stderr, "mbxctl: events disable needs --rule or --filter\n");
+			return 2;
+		}
+		r.rule_id = (uint32_t)a->rule;
+		r.filter = &flt.f;
+		r.release = a->release && strcmp(a->release, "drop") == 0
+				    ? MBX__V1__RELEASE__RELEASE_DROP
+				    : MBX__V1__RELEASE__RELEASE_IN_ORDER;
+		return unary(c, "/mbx.v1.Events/DisableEvents", &r.base,
+			     &mbx__v1__disable_events_response__descriptor);
+	}
+	if (strcmp(sub, "watch") == 0) {
+		Mbx__V1__SubscribeRequest r = MBX__V1__SUBSCRIBE_REQUEST__INIT;
+		int64_t id = mbxctl_send(c, "/mbx.v1.Events/Subscribe", &r.base);
+		unsigned long seen = 0;
+		bool more = true;
+
+		if (id < 0)
+			return fail((int)id, "Subscribe", "send");
+		while (more && (a->count == 0 || seen < a->count)) {
+			Mbx__V1__SubscribeResponse *resp;
+			int rc = mbxctl_recv(c, id, &mbx__v1__subscribe_response__descriptor,
+					     (ProtobufCMessage **)&resp, &more, err, sizeof(err));
+
+			if (rc < 0)
+				return fail(rc, "Subscribe", err);
+			for (size_t i = 0; i < resp->n_events; i++, seen++) {
+				mbxctl_print_json(stdout, &resp->events[i]->base);
+				putchar('\n');
+			}
+			fflush(stdout);
+			mbx__v1__subscribe_response__free_unpacked(resp, NULL);
+		}
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"at", required_argument, NULL, 'a'},
+		{"token", required_argument, NULL, 'T'},
+		{"nf", required_argument, NULL, 'n'},
+		{"scope", required_argument, NULL, 's'},
+		{"filter", required_argument, NULL, 'f'},
+		{"delete", no_argument, NULL, 'd'},
+		{"action", required_argument, NULL, 'A'},
+		{"release", required_argument, NULL, 'R'},
+		{"rule", required_argument, NULL, 'r'},
+		{"limit", required_argument, NULL, 'l'},
+		{"count", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct args a = {.at = getenv("MBX_AT")};
+	struct mbxctl *c;
+	char *token = NULL;
+	const char *cmd;
+	int opt, rc;
+
+	/* options may come before or after the command */
+	while ((opt = getopt_long(argc, argv, "o:i:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			a.at = optarg;
+			break;
+		case 'T':
+			a.token_file = optarg;
+			break;
+		case 'n':
+			a.nf = optarg;
+			break;
+		case 's':
+			a.scope = optarg;
+			break;
+		case 'f':
+			a.filter = optarg;
+			break;
+		case 'd':
+			a.del = true;
+			break;
+		case 'A':
+			a.action = optarg;
+			break;
+		case 'R':
+			a.release = optarg;
+			break;
+		case 'r':
+			a.rule = strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			a.limit = strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			a.count = strtoul(optarg, NULL, 10);
+			break;
+		case 'o':
+			a.out = optarg;
+			break;
+		case 'i':
+			a.in = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc || a.at == NULL) {
+		fprintf(stderr, "mbxctl: %s\n",
+			a.at == NULL ? "no --at ADDR (or $MBX_AT)" : "no command");
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	if (a.token_file != NULL && (token = mbxctl_read_token(a.token_file)) == NULL) {
+		fprintf(stderr, "mbxctl: --token %s: %s\n", a.token_file, strerror(errno));
+		return 1;
+	}
+	c = mbxctl_connect(a.at, token);
+	free(token);
+	if (c == NULL) {
+		fprintf(stderr, "mbxctl: cannot connect to %s: %s\n", a.at, strerror(errno));
+		return 1;
+	}
+	if (strcmp(cmd, "info") == 0) {
+		Mbx__V1__GetInfoRequest r = MBX__V1__GET_INFO_REQUEST__INIT;
+
+		rc = unary(c, "/mbx.v1.Dataplane/GetInfo", &r.base,
+			   &mbx__v1__get_info_response__descriptor);
+	} else if (strcmp(cmd, "stats") == 0) {
+		Mbx__V1__GetStatsRequest r = MBX__V1__GET_STATS_REQUEST__INIT;
+
+		rc = unary(c, "/mbx.v1.Dataplane/GetStats", &r.base,
+			   &mbx__v1__get_stats_response__descriptor);
+	} else if (strcmp(cmd, "get-state") == 0) {
+		rc = get_state(c, &a);
+	} else if (strcmp(cmd, "put-state") == 0) {
+		rc = put_state(c, &a);
+	} else if (strcmp(cmd, "del-state") == 0) {
+		rc = del_state(c, &a);
+	} else if (strcmp(cmd, "events") == 0 && optind + 1 < argc) {
+		rc = events(c, argv[optind + 1], &a);
+	} else {
+		usage(stderr);
+		rc = 2;
+	}
+	mbxctl_close(c);
+	return rc;
+}
