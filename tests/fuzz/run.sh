@@ -1,0 +1,18 @@
+#!/bin/sh
+# Build the libFuzzer target with clang in its own build directory and run
+# it for a bounded time (FUZZ_SECONDS, default 30). Fails on any crash, leak
+# or sanitizer report.
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$root/build-fuzz
+secs=${FUZZ_SECONDS:-30}
+if [ ! -f "$dir/build.ninja" ]; then
+	CC=clang meson setup "$dir" "$root" -Dfuzz=true -Dtests=false >/dev/null
+fi
+ninja -C "$dir" tests/fuzz/fuzz_frame >/dev/null
+corpus=$dir/fuzz-corpus
+mkdir -p "$corpus"
+# a valid GetInfo frame as a seed, so the fuzzer starts inside the format
+printf '\000\000\000\000\035\010\001\022\031/mbx.v1.Dataplane/GetInfo' > "$corpus/seed-getinfo"
+exec "$dir/tests/fuzz/fuzz_frame" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+	-print_final_stats=1 "$corpus"
