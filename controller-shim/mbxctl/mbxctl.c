@@ -47,22 +47,22 @@ struct args {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: mbxctl [--at ADDR] [--token FILE] COMMAND [options]\n"
-		"  ADDR: unix:PATH or HOST:PORT (default: $MBX_AT)\n\n"
-		"Commands:\n"
-		"  info                      the instance: version, workers, ports, NF chain\n"
-		"  stats                     counters of ports, workers, NFs, events\n"
-		"  get-state                 export state as JSON Lines, or with -o FILE as "
-		"binary\n"
-		"      [--nf NF] [--scope per-flow|multi-flow|all-flows] [--filter F] [--delete]\n"
-		"  put-state -i FILE         import a file written by get-state -o\n"
-		"  del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]\n"
-		"  events enable --filter F --action drop|buffer|notify|process [--limit N]\n"
-		"  events disable (--rule ID | --filter F) [--release in-order|drop]\n"
-		"  events watch [--count N]  print NOTIFY copies as JSON Lines\n\n"
-		"Filters: "
-		"src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
+	fprintf(f, "Usage: mbxctl [--at ADDR] [--token FILE] COMMAND [options]\n"
+		   "  ADDR: unix:PATH or HOST:PORT (default: $MBX_AT)\n\n"
+		   "Commands:\n"
+		   "  info                      the instance: version, workers, ports, NF chain\n"
+		   "  stats                     counters of ports, workers, NFs, events\n"
+		   "  get-state                 export state as JSON Lines, or with -o FILE as "
+		   "binary\n"
+		   "      [--nf NF] [--scope per-flow|multi-flow|all-flows|all] [--filter F] "
+		   "[--delete]\n"
+		   "  put-state -i FILE         import a file written by get-state -o\n"
+		   "  del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]\n"
+		   "  events enable --filter F --action drop|buffer|notify|process [--limit N]\n"
+		   "  events disable (--rule ID | --filter F) [--release in-order|drop]\n"
+		   "  events watch [--count N]  print NOTIFY copies as JSON Lines\n\n"
+		   "Filters: "
+		   "src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
 }
 
 static int
@@ -119,23 +119,20 @@ print_chunk(const Mbx__V1__StateChunk *ch)
 }
 
 static int
-get_state(struct mbxctl *c, const struct args *a)
+get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *out, uint64_t *chunks)
 {
-	Mbx__V1__Scope scope = parse_scope(a->scope);
 	Mbx__V1__GetPerflowRequest pf = MBX__V1__GET_PERFLOW_REQUEST__INIT;
 	Mbx__V1__GetMultiflowRequest mf = MBX__V1__GET_MULTIFLOW_REQUEST__INIT;
 	Mbx__V1__GetAllflowsRequest af = MBX__V1__GET_ALLFLOWS_REQUEST__INIT;
 	const ProtobufCMessage *req;
 	const char *method;
 	struct mbx_filter_pb flt;
-	FILE *out = NULL;
-	uint64_t chunks = 0;
 	char err[256];
 	bool more = true;
 	int64_t id;
 
-	if ((int)scope < 0 || mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mbxctl: %s\n", (int)scope < 0 ? "bad --scope" : err);
+	if (mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mbxctl: %s\n", err);
 		return 2;
 	}
 	if (scope == MBX__V1__SCOPE__SCOPE_PER_FLOW) {
@@ -154,13 +151,6 @@ get_state(struct mbxctl *c, const struct args *a)
 		req = &af.base;
 		method = "/mbx.v1.State/GetAllflows";
 	}
-	if (a->out != NULL) {
-		out = fopen(a->out, "w");
-		if (out == NULL || fwrite(MBXCTL_CHUNK_MAGIC, 1, 8, out) != 8) {
-			fprintf(stderr, "mbxctl: %s: %s\n", a->out, strerror(errno));
-			return 1;
-		}
-	}
 	id = mbxctl_send(c, method, req);
 	if (id < 0)
 		return fail((int)id, method, "send");
@@ -170,26 +160,54 @@ get_state(struct mbxctl *c, const struct args *a)
 		int rc = mbxctl_recv(c, id, &mbx__v1__get_perflow_response__descriptor,
 				     (ProtobufCMessage **)&r, &more, err, sizeof(err));
 
-		if (rc < 0) {
-			if (out != NULL)
-				fclose(out);
+		if (rc < 0)
 			return fail(rc, method, err);
-		}
 		for (size_t i = 0; i < r->n_chunks; i++) {
 			if (out != NULL)
 				mbxctl_chunk_write(out, r->chunks[i]);
 			else
 				print_chunk(r->chunks[i]);
 		}
-		chunks += r->n_chunks;
+		*chunks += r->n_chunks;
 		mbx__v1__get_perflow_response__free_unpacked(r, NULL);
 	}
-	if (out != NULL) {
-		if (fclose(out) != 0)
-			return fail(-errno, a->out, "write");
-		printf("{\"chunks\":%llu,\"file\":\"%s\"}\n", (unsigned long long)chunks, a->out);
-	}
 	return 0;
+}
+
+/* --scope all: every scope, in the order a put needs them (pool, hosts, flows). */
+static int
+get_state(struct mbxctl *c, const struct args *a)
+{
+	static const Mbx__V1__Scope all[] = {MBX__V1__SCOPE__SCOPE_ALL_FLOWS,
+					     MBX__V1__SCOPE__SCOPE_MULTI_FLOW,
+					     MBX__V1__SCOPE__SCOPE_PER_FLOW};
+	bool every = a->scope != NULL && strcmp(a->scope, "all") == 0;
+	Mbx__V1__Scope scope = every ? all[0] : parse_scope(a->scope);
+	uint64_t chunks = 0;
+	FILE *out = NULL;
+	int rc = 0;
+
+	if ((int)scope < 0) {
+		fprintf(stderr, "mbxctl: bad --scope\n");
+		return 2;
+	}
+	if (a->out != NULL) {
+		out = fopen(a->out, "w");
+		if (out == NULL || fwrite(MBXCTL_CHUNK_MAGIC, 1, 8, out) != 8) {
+			fprintf(stderr, "mbxctl: %s: %s\n", a->out, strerror(errno));
+			return 1;
+		}
+	}
+	for (unsigned int i = 0; i < (every ? 3u : 1u) && rc == 0; i++)
+		rc = get_scope(c, a, every ? all[i] : scope, out, &chunks);
+	if (out != NULL) {
+		if (fclose(out) != 0 && rc == 0)
+			return fail(-errno, a->out, "write");
+		if (rc == 0)
+			printf("{\"chunks\":%llu,\"file\":\"%s\"}\n", (unsigned long long)chunks,
+			       a->out);
+	}
+	return rc;
 }
 
 /* Send @n chunks of one scope in calls of bounded size. */

@@ -78,6 +78,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -161,18 +162,18 @@ class Flow:
 class Pkt:
     """A frame one side sends, and how to recognise and check what comes out."""
 
-    def __init__(self, kind, frame, desc, flow=None, seq=0, reason=None, key=None):
+    def __init__(self, kind, frame, desc, flow=None, seq=0, reason=None):
         self.kind = kind      # out, back, v6, arp, malformed, unsupported, unsolicited
         self.frame = frame
         self.desc = desc
         self.flow = flow
         self.seq = seq
         self.reason = reason  # the parse counter a malformed packet must land in
-        self.key = key        # how it is found in a capture: ("id", n) or ("raw", bytes)
+        self.key = None       # how it is found in a capture: see frame_key()
 
 
 def payload(flow, direction, seq, size=None):
-    tag = b"mbx-golden flow=%04d %s seq=%02d|" % (flow.idx, direction, seq)
+    tag = b"mbx-golden flow=%04d %s seq=%02d|" % (flow.idx, direction.encode(), seq)
     if flow.padded:
         return b"p%d" % (seq % 10)
     if size is None:
@@ -213,12 +214,7 @@ class Plan:
         return v
 
     def add(self, side, pkt):
-        if pkt.key is None:
-            p = Ether(pkt.frame)
-            if IP in p and len(pkt.frame) >= 34:
-                pkt.key = ("id", p[IP].id)
-            else:
-                pkt.key = ("raw", pkt.frame)
+        pkt.key = frame_key(pkt.frame)
         assert pkt.key not in self.by_key, pkt.desc
         self.by_key[pkt.key] = pkt
         (self.inside if side == "in" else self.outside).append(pkt)
@@ -269,7 +265,8 @@ class Plan:
         for pkt in extras:
             # anywhere after the first round, so that some hit established flows
             pos = self.rnd.randrange(len(self.flows), len(self.inside) + 1)
-            self.inside.insert(pos, pkt)
+            self.add("in", pkt)
+            self.inside.insert(pos, self.inside.pop())
 
     def l2in(self, f):
         return Ether(src=f.hmac, dst=ROUTER_MAC)
@@ -340,7 +337,8 @@ class Plan:
         m("vlan_truncated", "VLAN tag cut short",
           raw(Ether(src=f1.hmac, dst=ROUTER_MAC, type=0x8100) / Raw(b"\x00\x05")))
         m("ipv4_truncated", "12 bytes of IPv4 header",
-          raw(self.l2in(f1) / Raw(raw(ip(f1) / udp_pkt(f1))[:12])))
+          raw(Ether(src=f1.hmac, dst=ROUTER_MAC, type=0x0800) /
+              Raw(raw(ip(f1) / udp_pkt(f1))[:12])))
         m("ipv4_bad_version", "version 5 under ethertype IPv4",
           raw(self.l2in(f2) / ip(f2, version=5) / udp_pkt(f2, 10)))
         m("ipv6_truncated", "20 bytes of IPv6 header",
@@ -365,10 +363,8 @@ class Plan:
         hosts = [self.flows[0], self.flows[30], self.flows[300]]
         out = []
 
-        def u(desc, f, l4):
-            ip = IP(src=f.host, dst=f.server, id=self.ip_id(),
-                    proto={"gre": 47, "sctp": 132}.get(desc.split()[0], 1) if isinstance(l4, Raw)
-                    else 1)
+        def u(desc, f, l4, proto=1):
+            ip = IP(src=f.host, dst=f.server, id=self.ip_id(), proto=proto)
             out.append(Pkt("unsupported", raw(self.l2in(f) / ip / l4),
                            "unsupported inside: %s from %s" % (desc, f.host)))
 
@@ -377,9 +373,9 @@ class Plan:
         u("ICMP time exceeded", hosts[1], ICMP(type=11, code=0) / inner)
         u("ICMP timestamp request", hosts[2], ICMP(type=13, id=0x77, seq=1) / bytes(12))
         u("ICMP port unreachable", hosts[2], ICMP(type=3, code=3) / inner)
-        u("gre packet", hosts[0], Raw(b"\x00\x00\x08\x00" + bytes(24)))
-        u("gre packet", hosts[1], Raw(b"\x00\x00\x86\xdd" + bytes(44)))
-        u("sctp packet", hosts[2], Raw(bytes(12) + b"mbx-golden sctp"))
+        u("GRE packet", hosts[0], Raw(b"\x00\x00\x08\x00" + bytes(24)), proto=47)
+        u("GRE packet", hosts[1], Raw(b"\x00\x00\x86\xdd" + bytes(44)), proto=47)
+        u("SCTP packet", hosts[2], Raw(bytes(12) + b"mbx-golden sctp"), proto=132)
         return out
 
     def v6_inside(self):
@@ -399,11 +395,11 @@ class Plan:
                 else:
                     l4 = ICMPv6EchoRequest(id=0x600 + i, seq=s + 1, data=b"mbx-golden v6 echo")
                 out.append(Pkt("v6", raw(Ether(src=mac, dst=ROUTER_MAC) / l3 / l4),
-                               "IPv6 %s packet %d from inside" % (proto, s), key=("fl", fl)))
+                               "IPv6 %s packet %d from inside" % (proto, s)))
         out.append(Pkt("v6", raw(Ether(src=mac, dst=ROUTER_MAC) /
                                  IPv6(src=V6_IN, dst=V6_OUT, fl=0x10100) / IPv6ExtHdrHopByHop() /
                                  UDP(sport=50009, dport=53) / b"mbx-golden v6 hbh"),
-                       "IPv6 UDP with a hop-by-hop header from inside", key=("fl", 0x10100)))
+                       "IPv6 UDP with a hop-by-hop header from inside"))
         return out
 
     def arp_inside(self):
@@ -424,9 +420,11 @@ class Plan:
         return Ether(src=SERVER_MAC, dst=NAT_OUT_MAC)
 
     def back_frame(self, f, r, ip_kw=None):
-        ip = IP(src=f.server, dst=EXT_IP, id=self.ip_id(), ttl=57, tos=f.tos,
-                flags="DF" if f.proto == "tcp" else 0,
-                options=[IPOption_Router_Alert()] if f.ipopt else [], **(ip_kw or {}))
+        kw = dict(src=f.server, dst=EXT_IP, id=self.ip_id(), ttl=57, tos=f.tos,
+                  flags="DF" if f.proto == "tcp" else 0,
+                  options=[IPOption_Router_Alert()] if f.ipopt else [])
+        kw.update(ip_kw or {})
+        ip = IP(**kw)
         if f.proto == "tcp":
             if r == 0:
                 l4 = TCP(sport=f.dport, dport=f.ext_port, flags="SA", seq=f.s_isn,
@@ -557,10 +555,10 @@ class Plan:
             else:
                 l4 = ICMPv6EchoReply(id=0x600 + i, seq=1, data=b"mbx-golden v6 echo")
             out.append(Pkt("v6", raw(self.l2out() / l3 / l4),
-                           "IPv6 %s reply from outside" % proto, key=("fl", fl)))
+                           "IPv6 %s reply from outside" % proto))
         out.append(Pkt("v6", raw(self.l2out() / IPv6(src=V6_OUT, dst=V6_IN, fl=0x20100) /
                                  UDP(sport=53, dport=50100) / b"mbx-golden v6 new from outside"),
-                       "IPv6 UDP new flow from outside", key=("fl", 0x20100)))
+                       "IPv6 UDP new flow from outside"))
         return out
 
     def arp_outside(self):
@@ -584,6 +582,13 @@ def frame_key(frame):
     if IPv6 in p and p.type == 0x86dd:
         return ("fl", p[IPv6].fl)
     return ("raw", frame)
+
+
+def describe(frame):
+    try:
+        return Ether(frame).summary()
+    except Exception:  # noqa: BLE001
+        return frame.hex()
 
 
 def rewritten(frame, src=None, dst=None, port=None, side="src"):
@@ -665,8 +670,8 @@ class Checker:
             key = frame_key(frame)
             pkt = plan.by_key.get(key)
             if pkt is None:
-                self.err("%s: frame %d is nothing that was sent or expected: %s" %
-                         (where, n, Ether(frame).summary()))
+                self.err("%s: frame %d is nothing that was sent: %s" %
+                         (where, n, describe(frame)))
                 continue
             if pkt.kind not in allowed_kinds:
                 self.err("%s: %s came out (frame %d)" % (where, pkt.desc, n))
@@ -1011,6 +1016,7 @@ def test(args, workdir):
             chk.err("phase 1 did not settle in %.0f s: port 0 rx %s of %d, peer got %d of %d" % (
                 SETTLE_TIMEOUT, snap["port0"]["rx_packets"], len(plan.inside),
                 len(peer.frames), len(out_expected)))
+        n_phase1 = len(peer.frames)
         frames = list(peer.frames)
         damage(args.brk, "out", frames, plan)
         seen = chk.match(plan, frames, "outside", ("out", "v6", "arp"))
@@ -1073,11 +1079,14 @@ def test(args, workdir):
 
         # -- phase 2: the outside answers ------------------------------
         plan.build_outside()
+
+        def received():
+            n = mbxd.query("/mbx/port", "1")["rx_packets"]
+            return n >= peer.sent, n
         for i, pkt in enumerate(plan.outside):
             peer.send(pkt.frame)
             if (i + 1) % PACE == 0 or i + 1 == len(plan.outside):
-                ok, got = wait_for("port 1 rx", lambda: (
-                    (lambda n: (n >= peer.sent, n))(mbxd.query("/mbx/port", "1")["rx_packets"])))
+                ok, got = wait_for("port 1 rx", received)
                 if not ok:
                     chk.err("mbxd received %s of the %d packets the peer sent" % (got, peer.sent))
                     break
@@ -1091,13 +1100,13 @@ def test(args, workdir):
         for d in counter_diffs(exp, snap, plan.expect_parse, "telemetry: "):
             chk.err(d)
         peer.collect(0.1)
-        for fr in peer.frames[len(frames) - (1 if args.brk == "leak-malformed" else 0):]:
+        for fr in peer.frames[n_phase1:]:
             pkt = plan.by_key.get(frame_key(fr))
-            chk.err("outside: late or unexpected frame: %s" % (
-                pkt.desc if pkt else Ether(fr).summary()))
+            chk.err("outside: late or unexpected frame: %s" % (pkt.desc if pkt else describe(fr)))
 
         mbxd.stop()
-        out = mbxd.proc.output() if mbxd.proc else open(mbxd.log).read()
+        with open(mbxd.log) as f:
+            out = f.read()
         if mbxd.rc != 0:
             chk.err("mbxd exited with %s after SIGTERM (see %s)" % (mbxd.rc, mbxd.log))
         printed = final_printout(out)
@@ -1185,6 +1194,9 @@ def main():
         errors = test(args, workdir)
     except Failed as e:
         errors = [str(e)]
+    except Exception as e:  # noqa: BLE001 - report, clean up, fail
+        traceback.print_exc()
+        errors = ["%s: %s" % (type(e).__name__, e)]
     finally:
         keep = args.keep or bool(errors)
         if not keep:
