@@ -109,9 +109,12 @@ struct mbx_nf_ops {
 	void *(*create)(const struct mbx_nf_params *p);
 	/** Main lcore, shutdown. */
 	void (*destroy)(void *nf);
-	/** Worker lcore, before its loop: per-worker data, or NULL with rte_errno. */
+	/**
+	 * Main lcore, once per worker before the workers start: per-worker
+	 * data (ctx->priv), or NULL with rte_errno set on failure.
+	 */
 	void *(*worker_init)(void *nf, uint16_t worker, uint16_t nb_workers);
-	/** Worker lcore, after its loop. */
+	/** Main lcore, after the workers stopped. */
 	void (*worker_fini)(void *nf, void *priv);
 
 	/**
@@ -135,6 +138,7 @@ struct mbx_nf_ops {
 
 	/**
 	 * Worker lcore: encode this NF's state of @p f into @p buf.
+	 * Called with @p buf NULL and @p cap 0 to ask whether there is any.
 	 * @return bytes written, 0 if the NF holds no state for this flow,
 	 *   -ENOBUFS if @p cap is too small, or another -errno.
 	 */
