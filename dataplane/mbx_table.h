@@ -34,17 +34,22 @@
 #include "mbx_flow.h"
 
 /*
- * Timeout classes: X(enum suffix, name, default seconds). The framework moves
- * a TCP flow between classes by the flags it sees (SYN, FIN, RST, a reply);
- * an NF may set a class itself with mbx_flow_set_class().
+ * Timeout classes: X(enum suffix, name, default seconds), connection-tracking
+ * style. The framework moves a flow between classes by what it sees (TCP
+ * flags per direction, a UDP reply); an NF with a stricter view sets the
+ * class itself with mbx_flow_set_class(). Each class has one timeout, which
+ * keeps every expiry list in time order.
  */
-#define MBX_TIMEOUTS(X)                     \
-	X(TCP_SYN, "tcp_syn", 30)           \
-	X(TCP_EST, "tcp_established", 7440) \
-	X(TCP_FIN, "tcp_fin", 240)          \
-	X(TCP_CLOSED, "tcp_closed", 10)     \
-	X(UDP, "udp", 300)                  \
-	X(ICMP, "icmp", 60)                 \
+#define MBX_TIMEOUTS(X)                        \
+	X(TCP_SYN_SENT, "tcp_syn_sent", 30)    \
+	X(TCP_SYN_RECV, "tcp_syn_recv", 60)    \
+	X(TCP_EST, "tcp_established", 7440)    \
+	X(TCP_FIN_WAIT, "tcp_fin_wait", 240)   \
+	X(TCP_TIME_WAIT, "tcp_time_wait", 120) \
+	X(TCP_CLOSED, "tcp_closed", 10)        \
+	X(UDP_FIRST, "udp_first", 30)          \
+	X(UDP, "udp", 300)                     \
+	X(ICMP, "icmp", 60)                    \
 	X(OTHER, "other", 600)
 
 enum mbx_tmo_class {
@@ -181,7 +186,11 @@ void mbx_flow_set_class(struct mbx_table *t, struct mbx_flow *f, enum mbx_tmo_cl
 unsigned int mbx_table_expire(struct mbx_table *t, uint64_t now, unsigned int budget,
 			      mbx_flow_cb cb, void *arg);
 
-/** The initial timeout class of a flow of protocol @p proto with first flags @p tcp_flags. */
+/**
+ * The initial timeout class of a flow of protocol @p proto whose first
+ * packet has @p tcp_flags; a TCP flow not opened by a SYN is taken as
+ * established (picked up mid-stream).
+ */
 enum mbx_tmo_class mbx_tmo_class_of(uint8_t proto, uint8_t tcp_flags);
 
 #endif /* MBX_TABLE_H */

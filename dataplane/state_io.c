@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* State export and import in slices: see mbx_state.h. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include <rte_cycles.h>

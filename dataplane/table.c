@@ -191,10 +191,10 @@ mbx_tmo_class_of(uint8_t proto, uint8_t tcp_flags)
 	switch (proto) {
 	case IPPROTO_TCP:
 		if ((tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG)
-			return MBX_TMO_TCP_SYN;
-		return MBX_TMO_TCP_EST; /* picked up mid-stream */
+			return MBX_TMO_TCP_SYN_SENT;
+		return MBX_TMO_TCP_EST;
 	case IPPROTO_UDP:
-		return MBX_TMO_UDP;
+		return MBX_TMO_UDP_FIRST;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
 		return MBX_TMO_ICMP;
@@ -318,41 +318,55 @@ mbx_flow_set_class(struct mbx_table *t, struct mbx_flow *f, enum mbx_tmo_class c
 	queue_tail(t, f);
 }
 
+/* The TCP class after a packet with @fl in direction @dir. */
+static enum mbx_tmo_class
+tcp_next(struct mbx_flow *f, enum mbx_tmo_class cls, uint8_t fl, uint8_t dir)
+{
+	bool syn = fl & RTE_TCP_SYN_FLAG, ack = fl & RTE_TCP_ACK_FLAG;
+
+	if (fl & RTE_TCP_RST_FLAG)
+		return MBX_TMO_TCP_CLOSED;
+	if (syn && !ack && dir == 0 && (cls == MBX_TMO_TCP_CLOSED || cls == MBX_TMO_TCP_TIME_WAIT)) {
+		/* the port pair reused by a new connection */
+		f->flags &= ~(MBX_FLOW_F_FIN_ORIG | MBX_FLOW_F_FIN_REPLY);
+		return MBX_TMO_TCP_SYN_SENT;
+	}
+	if (fl & RTE_TCP_FIN_FLAG) {
+		f->flags |= dir ? MBX_FLOW_F_FIN_REPLY : MBX_FLOW_F_FIN_ORIG;
+		return (f->flags & MBX_FLOW_F_FIN_ORIG) && (f->flags & MBX_FLOW_F_FIN_REPLY)
+			       ? MBX_TMO_TCP_TIME_WAIT
+			       : MBX_TMO_TCP_FIN_WAIT;
+	}
+	switch (cls) {
+	case MBX_TMO_TCP_SYN_SENT:
+		/* a SYN-ACK, or the other side's SYN in a simultaneous open */
+		return syn && dir == 1 ? MBX_TMO_TCP_SYN_RECV : cls;
+	case MBX_TMO_TCP_SYN_RECV:
+		return ack && !syn ? MBX_TMO_TCP_EST : cls;
+	default:
+		return cls;
+	}
+}
+
 void
 mbx_table_touch(struct mbx_table *t, struct mbx_flow *f, uint64_t now, uint8_t proto,
 		uint8_t tcp_flags, uint8_t dir)
 {
-	enum mbx_tmo_class cls = f->tmo_class;
+	enum mbx_tmo_class cls = f->tmo_class, next = cls;
 
 	if (dir == 1)
 		f->flags |= MBX_FLOW_F_REPLY_SEEN;
-	if (proto != IPPROTO_TCP) {
+	if (proto == IPPROTO_TCP)
+		next = tcp_next(f, cls, tcp_flags, dir);
+	else if (cls == MBX_TMO_UDP_FIRST && dir == 1)
+		next = MBX_TMO_UDP;
+	if (next != cls) {
+		mbx_flow_set_class(t, f, next, now);
+		return;
+	}
+	/* a retransmitted FIN or RST does not keep a closed connection around */
+	if (cls != MBX_TMO_TCP_TIME_WAIT && cls != MBX_TMO_TCP_CLOSED)
 		f->expire = now + t->tmo_cycles[cls];
-		return;
-	}
-	if (tcp_flags & RTE_TCP_RST_FLAG) {
-		cls = MBX_TMO_TCP_CLOSED;
-	} else if (tcp_flags & RTE_TCP_FIN_FLAG) {
-		f->flags |= dir ? MBX_FLOW_F_FIN_REPLY : MBX_FLOW_F_FIN_ORIG;
-		cls = (f->flags & (MBX_FLOW_F_FIN_ORIG | MBX_FLOW_F_FIN_REPLY)) ==
-				      (MBX_FLOW_F_FIN_ORIG | MBX_FLOW_F_FIN_REPLY)
-			      ? MBX_TMO_TCP_CLOSED
-			      : MBX_TMO_TCP_FIN;
-	} else if (cls == MBX_TMO_TCP_SYN && dir == 1) {
-		cls = MBX_TMO_TCP_EST;
-	} else if (cls == MBX_TMO_TCP_CLOSED &&
-		   (tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) == RTE_TCP_SYN_FLAG) {
-		/* the port pair is reused for a new connection */
-		f->flags &= ~(MBX_FLOW_F_FIN_ORIG | MBX_FLOW_F_FIN_REPLY);
-		cls = MBX_TMO_TCP_SYN;
-	}
-	if (cls == f->tmo_class) {
-		/* A FIN or RST repeated does not extend a closing flow. */
-		if (cls < MBX_TMO_TCP_FIN)
-			f->expire = now + t->tmo_cycles[cls];
-		return;
-	}
-	mbx_flow_set_class(t, f, cls, now);
 }
 
 unsigned int

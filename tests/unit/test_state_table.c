@@ -57,7 +57,7 @@ START_TEST(add_lookup_delete)
 	struct mbx_flow *f;
 	uint8_t dir = 9;
 
-	f = mbx_table_add(t, &k, MBX_TMO_TCP_SYN, 0);
+	f = mbx_table_add(t, &k, MBX_TMO_TCP_SYN_SENT, 0);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_uint_eq(mbx_table_count(t), 1);
 	ck_assert_ptr_eq(mbx_table_lookup(t, &k, &dir), f);
@@ -75,14 +75,14 @@ START_TEST(add_lookup_delete)
 	ck_assert_uint_eq(dir, MBX_DIR_REPLY);
 
 	/* adding the same key again is refused, and nothing changes */
-	ck_assert_ptr_null(mbx_table_add(t, &k, MBX_TMO_TCP_SYN, 0));
+	ck_assert_ptr_null(mbx_table_add(t, &k, MBX_TMO_TCP_SYN_SENT, 0));
 	ck_assert_int_eq(rte_errno, EEXIST);
 	ck_assert_uint_eq(mbx_table_count(t), 1);
 
 	/* a reply key owned by another flow is refused */
 	{
 		struct mbx_flow_key k2 = key4(0x0a000002, 0xc0000201, 1000, 80, IPPROTO_TCP);
-		struct mbx_flow *f2 = mbx_table_add(t, &k2, MBX_TMO_TCP_SYN, 0);
+		struct mbx_flow *f2 = mbx_table_add(t, &k2, MBX_TMO_TCP_SYN_SENT, 0);
 
 		ck_assert_int_eq(mbx_table_set_reply_key(t, f2, &r), -EEXIST);
 		mbx_table_del(t, f2);
@@ -292,38 +292,59 @@ START_TEST(tcp_timeout_classes)
 	struct mbx_flow *f;
 	uint32_t secs[MBX_TMO_MAX];
 	uint64_t hz = rte_get_tsc_hz();
+	const uint8_t S = RTE_TCP_SYN_FLAG, A = RTE_TCP_ACK_FLAG, F = RTE_TCP_FIN_FLAG;
 
 	for (int i = 0; i < MBX_TMO_MAX; i++)
 		secs[i] = 100 + i;
 	mbx_table_set_timeouts(t, secs);
-	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_TCP, RTE_TCP_SYN_FLAG), MBX_TMO_TCP_SYN);
-	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_TCP, RTE_TCP_ACK_FLAG), MBX_TMO_TCP_EST);
-	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_UDP, 0), MBX_TMO_UDP);
+	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_TCP, S), MBX_TMO_TCP_SYN_SENT);
+	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_TCP, A), MBX_TMO_TCP_EST);
+	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_UDP, 0), MBX_TMO_UDP_FIRST);
 	ck_assert_int_eq(mbx_tmo_class_of(IPPROTO_ICMP, 0), MBX_TMO_ICMP);
 	ck_assert_int_eq(mbx_tmo_class_of(47, 0), MBX_TMO_OTHER);
 
-	f = mbx_table_add(t, &k, MBX_TMO_TCP_SYN, 0);
-	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_SYN_FLAG, MBX_DIR_ORIG);
-	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN);
-	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, MBX_DIR_REPLY);
+	/* the three-way handshake */
+	f = mbx_table_add(t, &k, MBX_TMO_TCP_SYN_SENT, 0);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, S, MBX_DIR_ORIG);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN_SENT);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, S | A, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN_RECV);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, A, MBX_DIR_ORIG);
 	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_EST);
 	ck_assert_uint_eq(f->expire, secs[MBX_TMO_TCP_EST] * hz);
-	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG, MBX_DIR_ORIG);
-	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_FIN);
-	/* a repeated FIN does not push a closing flow's expiry out */
-	mbx_table_touch(t, f, hz, IPPROTO_TCP, RTE_TCP_FIN_FLAG, MBX_DIR_ORIG);
-	ck_assert_uint_eq(f->expire, secs[MBX_TMO_TCP_FIN] * hz);
-	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_FIN_FLAG | RTE_TCP_ACK_FLAG, MBX_DIR_REPLY);
-	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_CLOSED);
+	/* data refreshes an established flow */
+	mbx_table_touch(t, f, hz, IPPROTO_TCP, A, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->expire, (secs[MBX_TMO_TCP_EST] + 1) * hz);
+	/* close: one FIN, then the other */
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, F | A, MBX_DIR_ORIG);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_FIN_WAIT);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, F | A, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_TIME_WAIT);
+	/* a retransmitted FIN does not push a closing flow's expiry out */
+	mbx_table_touch(t, f, hz, IPPROTO_TCP, F | A, MBX_DIR_ORIG);
+	ck_assert_uint_eq(f->expire, secs[MBX_TMO_TCP_TIME_WAIT] * hz);
 	/* the port pair reused by a new connection */
-	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_SYN_FLAG, MBX_DIR_ORIG);
-	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, S, MBX_DIR_ORIG);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN_SENT);
+	/* simultaneous open: the other side's bare SYN */
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, S, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_SYN_RECV);
+	mbx_table_touch(t, f, 0, IPPROTO_TCP, A, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_EST);
 	mbx_table_touch(t, f, 0, IPPROTO_TCP, RTE_TCP_RST_FLAG, MBX_DIR_REPLY);
 	ck_assert_uint_eq(f->tmo_class, MBX_TMO_TCP_CLOSED);
 	/* expired by its class's timeout */
 	ck_assert_uint_eq(mbx_table_expire(t, secs[MBX_TMO_TCP_CLOSED] * hz - 1, 10, count_cb, t),
 			  0);
 	ck_assert_uint_eq(mbx_table_expire(t, secs[MBX_TMO_TCP_CLOSED] * hz, 10, count_cb, t), 1);
+
+	/* UDP: unanswered, then answered */
+	k = key4(1, 2, 3, 4, IPPROTO_UDP);
+	f = mbx_table_add(t, &k, MBX_TMO_UDP_FIRST, 0);
+	mbx_table_touch(t, f, 0, IPPROTO_UDP, 0, MBX_DIR_ORIG);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_UDP_FIRST);
+	mbx_table_touch(t, f, 0, IPPROTO_UDP, 0, MBX_DIR_REPLY);
+	ck_assert_uint_eq(f->tmo_class, MBX_TMO_UDP);
 	mbx_table_free(t);
 }
 END_TEST
