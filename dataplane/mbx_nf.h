@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include <rte_common.h>
+#include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 
 #include "mbx_flow.h"
@@ -72,6 +73,17 @@ mbx_nf_state(const struct mbx_nf_ctx *c, struct mbx_flow *f)
 }
 
 /**
+ * The worker for flows placed by one of their hosts (NAT, firewall and load
+ * balancer place by the inside host), the same function for every NF, so
+ * that the NFs of a chain agree on where a flow lives.
+ */
+static inline int
+mbx_owner_by_host(const union mbx_addr *host, uint8_t family, uint16_t nb_workers)
+{
+	return (int)(rte_hash_crc(host, family == MBX_FAMILY_V6 ? 16 : 4, 0) % nb_workers);
+}
+
+/**
  * Drop @p m, counting it in the NF's counter @p counter (an index into
  * counter_names). The framework frees it after process() returns.
  */
@@ -94,10 +106,16 @@ typedef int (*mbx_state_emit)(void *arg, const struct mbx_flow_key *key,
 
 /** The NF ops table. Only name and process are required. */
 struct mbx_nf_ops {
-	const char *name;		  /**< chain name, as in --nf NAME */
-	const char *usage;		  /**< one line of "key=value" options for --help */
-	uint32_t flow_state_size;	  /**< bytes of per-flow state; 0 = none */
-	uint32_t state_version;		  /**< version of the NF's state messages */
+	const char *name;	  /**< chain name, as in --nf NAME */
+	const char *usage;	  /**< one line of "key=value" options for --help */
+	uint32_t flow_state_size; /**< bytes of per-flow state; 0 = none */
+	uint32_t state_version;	  /**< version of the NF's state messages */
+	/**
+	 * Full protobuf names of the NF's state messages, by scope (per-flow,
+	 * multi-flow, all-flows; NULL: none), e.g. "mbx.v1.NatFlowState".
+	 * GetInfo reports them, so that clients decode any NF's chunks.
+	 */
+	const char *state_types[3];
 	const char *const *counter_names; /**< the NF's counters, by index */
 	uint16_t nb_counters;
 

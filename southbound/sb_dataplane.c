@@ -22,6 +22,7 @@ get_info(struct sb_call *call, const uint8_t *payload, size_t len)
 	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
 	Mbx__V1__PortInfo ports[MBX_MAX_PORTS], *pp[MBX_MAX_PORTS];
 	Mbx__V1__NfInfo nfs[MBX_CHAIN_MAX], *np[MBX_CHAIN_MAX];
+	char *types[MBX_CHAIN_MAX][3];
 	char names[MBX_MAX_PORTS][RTE_ETH_NAME_MAX_LEN];
 	char rundir[PATH_MAX];
 	int rc;
@@ -59,6 +60,13 @@ get_info(struct sb_call *call, const uint8_t *payload, size_t len)
 		nfs[i].args = dp->chain.nf[i].args;
 		nfs[i].state_version = dp->chain.nf[i].ops->state_version;
 		nfs[i].flow_state_size = dp->chain.nf[i].ops->flow_state_size;
+		for (int k = 0; k < 3; k++) {
+			const char *t = dp->chain.nf[i].ops->state_types[k];
+
+			types[i][k] = (char *)(uintptr_t)(t != NULL ? t : "");
+		}
+		nfs[i].n_state_types = 3;
+		nfs[i].state_types = types[i];
 		np[i] = &nfs[i];
 	}
 	r.n_chain = dp->chain.n;

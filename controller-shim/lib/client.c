@@ -9,7 +9,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "mbx/v1/dataplane.pb-c.h"
 #include "mbx_frame.h"
+#include "mbx_proto.h"
 #include "mbxctl.h"
 
 /* Largest response frame this client accepts. */
@@ -321,4 +323,49 @@ mbxctl_chunk_read(FILE *f)
 	if (c == NULL)
 		errno = EINVAL;
 	return c;
+}
+
+struct mbxctl_state_types {
+	Mbx__V1__GetInfoResponse *info;
+};
+
+struct mbxctl_state_types *
+mbxctl_state_types_load(struct mbxctl *c)
+{
+	Mbx__V1__GetInfoRequest req = MBX__V1__GET_INFO_REQUEST__INIT;
+	struct mbxctl_state_types *t = calloc(1, sizeof(*t));
+	char err[256];
+
+	if (t == NULL)
+		return NULL;
+	if (mbxctl_call(c, "/mbx.v1.Dataplane/GetInfo", &req.base,
+			&mbx__v1__get_info_response__descriptor, (ProtobufCMessage **)&t->info, err,
+			sizeof(err)) < 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+const ProtobufCMessageDescriptor *
+mbxctl_state_type(const struct mbxctl_state_types *t, const char *nf, int scope)
+{
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i < t->info->n_chain; i++) {
+		const Mbx__V1__NfInfo *n = t->info->chain[i];
+
+		if (strcmp(n->name, nf) == 0 && scope >= 0 && (size_t)scope < n->n_state_types)
+			return mbx_proto_find(n->state_types[scope]);
+	}
+	return NULL;
+}
+
+void
+mbxctl_state_types_free(struct mbxctl_state_types *t)
+{
+	if (t == NULL)
+		return;
+	mbx__v1__get_info_response__free_unpacked(t->info, NULL);
+	free(t);
 }

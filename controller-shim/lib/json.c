@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "mbx/v1/nat.pb-c.h"
 #include "mbxctl.h"
 
 static void
@@ -175,23 +174,4 @@ mbxctl_print_json(FILE *f, const ProtobufCMessage *m)
 		first = false;
 	}
 	fputc('}', f);
-}
-
-const ProtobufCMessageDescriptor *
-mbxctl_state_type(const char *nf, Mbx__V1__Scope scope)
-{
-	static const struct {
-		const char *nf;
-		Mbx__V1__Scope scope;
-		const ProtobufCMessageDescriptor *d;
-	} types[] = {
-		{"nat", MBX__V1__SCOPE__SCOPE_PER_FLOW, &mbx__v1__nat_flow_state__descriptor},
-		{"nat", MBX__V1__SCOPE__SCOPE_MULTI_FLOW, &mbx__v1__nat_host_ports__descriptor},
-		{"nat", MBX__V1__SCOPE__SCOPE_ALL_FLOWS, &mbx__v1__nat_pool__descriptor},
-	};
-
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (strcmp(types[i].nf, nf) == 0 && types[i].scope == scope)
-			return types[i].d;
-	return NULL;
 }

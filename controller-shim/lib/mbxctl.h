@@ -65,8 +65,16 @@ int mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *re
  */
 void mbxctl_print_json(FILE *f, const ProtobufCMessage *m);
 
-/** The state message type of an NF at a scope ("nat", SCOPE_PER_FLOW...), or NULL. */
-const ProtobufCMessageDescriptor *mbxctl_state_type(const char *nf, Mbx__V1__Scope scope);
+/**
+ * The state message types of the instance's NFs, from GetInfo, to decode
+ * StateChunk.state: mbxctl_state_types_load() once per connection, then
+ * mbxctl_state_type() per chunk (NULL: unknown NF or none at that scope).
+ */
+struct mbxctl_state_types;
+struct mbxctl_state_types *mbxctl_state_types_load(struct mbxctl *c);
+const ProtobufCMessageDescriptor *mbxctl_state_type(const struct mbxctl_state_types *t,
+						    const char *nf, int scope);
+void mbxctl_state_types_free(struct mbxctl_state_types *t);
 
 /**
  * State chunk files (mbxctl get-state -o): an 8-byte magic, then each

@@ -102,9 +102,9 @@ unary(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
 
 /* One line per chunk: {"chunk": the StateChunk, "decoded": the NF's message, if known}. */
 static void
-print_chunk(const Mbx__V1__StateChunk *ch)
+print_chunk(const struct mbxctl_state_types *types, const Mbx__V1__StateChunk *ch)
 {
-	const ProtobufCMessageDescriptor *d = mbxctl_state_type(ch->nf, ch->scope);
+	const ProtobufCMessageDescriptor *d = mbxctl_state_type(types, ch->nf, ch->scope);
 	ProtobufCMessage *st =
 		d ? protobuf_c_message_unpack(d, NULL, ch->state.len, ch->state.data) : NULL;
 
@@ -119,7 +119,8 @@ print_chunk(const Mbx__V1__StateChunk *ch)
 }
 
 static int
-get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *out, uint64_t *chunks)
+get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *out,
+	  const struct mbxctl_state_types *types, uint64_t *chunks)
 {
 	Mbx__V1__GetPerflowRequest pf = MBX__V1__GET_PERFLOW_REQUEST__INIT;
 	Mbx__V1__GetMultiflowRequest mf = MBX__V1__GET_MULTIFLOW_REQUEST__INIT;
@@ -166,7 +167,7 @@ get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *ou
 			if (out != NULL)
 				mbxctl_chunk_write(out, r->chunks[i]);
 			else
-				print_chunk(r->chunks[i]);
+				print_chunk(types, r->chunks[i]);
 		}
 		*chunks += r->n_chunks;
 		mbx__v1__get_perflow_response__free_unpacked(r, NULL);
@@ -183,6 +184,7 @@ get_state(struct mbxctl *c, const struct args *a)
 					     MBX__V1__SCOPE__SCOPE_PER_FLOW};
 	bool every = a->scope != NULL && strcmp(a->scope, "all") == 0;
 	Mbx__V1__Scope scope = every ? all[0] : parse_scope(a->scope);
+	struct mbxctl_state_types *types = NULL;
 	uint64_t chunks = 0;
 	FILE *out = NULL;
 	int rc = 0;
@@ -198,8 +200,11 @@ get_state(struct mbxctl *c, const struct args *a)
 			return 1;
 		}
 	}
+	if (out == NULL)
+		types = mbxctl_state_types_load(c); /* to decode each NF's message */
 	for (unsigned int i = 0; i < (every ? 3u : 1u) && rc == 0; i++)
-		rc = get_scope(c, a, every ? all[i] : scope, out, &chunks);
+		rc = get_scope(c, a, every ? all[i] : scope, out, types, &chunks);
+	mbxctl_state_types_free(types);
 	if (out != NULL) {
 		if (fclose(out) != 0 && rc == 0)
 			return fail(-errno, a->out, "write");

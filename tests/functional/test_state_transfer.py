@@ -57,11 +57,11 @@ def inside_pkt(kind, host, port, payload=b"mbx"):
     return eth / ip / l4 / Raw(payload)
 
 
-def mapping_of(chunks):
+def mapping_of(client, chunks):
     """{(proto, inside ip, inside port): (ext ip, ext port)} from per-flow chunks."""
     out = {}
     for c in chunks:
-        s = mbx.Client.decode_state(c)
+        s = client.decode_state(c)
         out[(s.proto, ".".join(map(str, s.in_addr)), s.in_port)] = (
             ".".join(map(str, s.ext_addr)), s.ext_port)
     return out
@@ -103,7 +103,7 @@ def main():
         check(r.returncode == 0, "mbxctl get-state --scope all -o exports mid-traffic " + r.stderr)
         check(a.query("/mbx/port", 1)["tx_packets"] > tx0, "A forwarded during the export")
         with mbx.Client("unix:" + sock_a) as ca:
-            a_map = mapping_of(ca.get_perflow(nf="nat"))
+            a_map = mapping_of(ca, ca.get_perflow(nf="nat"))
         check(len(a_map) == len(fl), "A's export has every flow (%d)" % len(a_map))
 
         # B: a fresh nat between two wires
@@ -120,7 +120,7 @@ def main():
         check(r.returncode == 0 and '"installed"' in r.stdout,
               "mbxctl put-state -i installs the dump into B " + r.stdout + r.stderr)
         cb = mbx.Client("unix:" + sock_b)
-        b_map = mapping_of(cb.get_perflow(nf="nat"))
+        b_map = mapping_of(cb, cb.get_perflow(nf="nat"))
         check(b_map == a_map, "B holds A's mappings, flow for flow")
 
         # packets through B use A's mappings, and replies find their way back
@@ -164,9 +164,9 @@ def main():
               "a new flow gets a port no imported flow holds")
 
         # delete by filter removes exactly the matching flows
-        before = mapping_of(cb.get_perflow())
+        before = mapping_of(cb, cb.get_perflow())
         deleted = cb.del_state(filter="src=10.0.0.0/30")
-        after = mapping_of(cb.get_perflow())
+        after = mapping_of(cb, cb.get_perflow())
         gone = set(before) - set(after)
         want = {k for k in before if k[1] in ("10.0.0.1", "10.0.0.2", "10.0.0.3")}
         check(gone == want and deleted == len(want) and set(after) <= set(before),
@@ -176,7 +176,7 @@ def main():
         r = mbxctl("unix:" + sock_b, "put-state", "-i", dump)
         check(r.returncode != 0 and "nothing installed" in r.stderr,
               "a conflicting put is refused: " + r.stderr.strip())
-        check(mapping_of(cb.get_perflow()) == after, "and B's state is unchanged")
+        check(mapping_of(cb, cb.get_perflow()) == after, "and B's state is unchanged")
         cb.close()
 
         # an instance whose own pool is in use refuses another pool

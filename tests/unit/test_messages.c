@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <protobuf-c/protobuf-c.h>
-
-extern const ProtobufCMessageDescriptor *const all_descriptors[];
+#include "mbx_proto.h"
 
 static unsigned int seed = 1;
 
@@ -126,7 +124,7 @@ START_TEST(every_message_round_trips)
 {
 	unsigned int n = 0;
 
-	for (const ProtobufCMessageDescriptor *const *d = all_descriptors; *d != NULL; d++, n++) {
+	for (const ProtobufCMessageDescriptor *const *d = mbx_proto_all; *d != NULL; d++, n++) {
 		for (int round = 0; round < 5; round++) {
 			ProtobufCMessage *m = fill(*d, 0), *back;
 			size_t len = protobuf_c_message_get_packed_size(m);

@@ -12,7 +12,8 @@ import struct
 
 from google.protobuf import symbol_database
 
-from mbx.v1 import common_pb2, dataplane_pb2, events_pb2, nat_pb2, state_pb2  # noqa: F401
+from mbx.v1 import common_pb2, dataplane_pb2, events_pb2, state_pb2  # noqa: F401
+from mbx.v1 import nat_pb2  # noqa: F401  (NF messages: registered for decode_state)
 
 _SERVICES = {
     "Dataplane": dataplane_pb2.DESCRIPTOR.services_by_name["Dataplane"],
@@ -23,13 +24,6 @@ _DB = symbol_database.Default()
 
 SCOPES = {"per-flow": common_pb2.SCOPE_PER_FLOW, "multi-flow": common_pb2.SCOPE_MULTI_FLOW,
           "all-flows": common_pb2.SCOPE_ALL_FLOWS}
-
-# The state message of each NF at each scope, to decode chunks for people.
-STATE_TYPES = {
-    ("nat", common_pb2.SCOPE_PER_FLOW): nat_pb2.NatFlowState,
-    ("nat", common_pb2.SCOPE_MULTI_FLOW): nat_pb2.NatHostPorts,
-    ("nat", common_pb2.SCOPE_ALL_FLOWS): nat_pb2.NatPool,
-}
 
 
 class MbxError(Exception):
@@ -119,6 +113,7 @@ class Client:
         self.token = token.encode() if isinstance(token, str) else token
         self.ids = itertools.count(1)
         self.buf = b""
+        self._state_types = None
 
     def close(self):
         self.sock.close()
@@ -194,6 +189,7 @@ class Client:
 
     def get_state(self, scope="per-flow", nf="", filter="", delete=False):
         """Yield StateChunks of one scope."""
+        self._load_state_types()  # before the stream: decode_state() may be called within it
         if scope == "per-flow":
             it = self.stream("/mbx.v1.State/GetPerflow", nf=nf, filter=parse_filter(filter),
                              delete=delete)
@@ -243,12 +239,19 @@ class Client:
         for resp in self.stream("/mbx.v1.Events/Subscribe"):
             yield from resp.events
 
-    @staticmethod
-    def decode_state(chunk):
-        """The NF's own message of a chunk, decoded, or None for an NF it does not know."""
-        t = STATE_TYPES.get((chunk.nf, chunk.scope))
-        if t is None:
+    def _load_state_types(self):
+        if self._state_types is None:
+            self._state_types = {nf.name: list(nf.state_types) for nf in self.info().chain}
+
+    def decode_state(self, chunk):
+        """The NF's own message of a chunk, decoded with the type the instance names in
+        GetInfo; None if it keeps no such state or the type is not known here."""
+        self._load_state_types()
+        names = self._state_types.get(chunk.nf, [])
+        name = names[chunk.scope] if chunk.scope < len(names) else ""
+        try:
+            m = _DB.GetSymbol(name)()
+        except KeyError:
             return None
-        m = t()
         m.ParseFromString(chunk.state)
         return m
