@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include <rte_errno.h>
-#include <rte_hash_crc.h>
 #include <rte_icmp.h>
 #include <rte_ip.h>
 #include <rte_kvargs.h>
@@ -182,7 +181,7 @@ nat_owner(const void *nf, const struct mbx_pkt *p, uint16_t nb_workers)
 			return o < 0 ? 0 : o;
 	}
 	/* all flows of an inside host on one worker, with its port blocks */
-	return (int)(rte_hash_crc_4byte(p->key.src.v4, 0) % nb_workers);
+	return mbx_owner_by_host(&p->key.src, MBX_FAMILY_V4, nb_workers);
 }
 
 bool
@@ -295,7 +294,9 @@ nat_process(struct mbx_nf_ctx *c, struct rte_mbuf **pkts, uint16_t n)
 		}
 		st = mbx_nf_state(c, p->flow);
 		if (p->dir == MBX_DIR_REPLY) {
-			if (unlikely(!st->mapped)) {
+			/* an echo's identifier maps replies only: a request to it is unsolicited */
+			if (unlikely(!st->mapped || (p->key.proto == IPPROTO_ICMP &&
+						     p->icmp_type != RTE_IP_ICMP_ECHO_REPLY))) {
 				mbx_nf_drop(c, m, NAT_CTR_NO_MAPPING);
 				continue;
 			}
@@ -303,7 +304,12 @@ nat_process(struct mbx_nf_ctx *c, struct rte_mbuf **pkts, uint16_t n)
 			c->counters[NAT_CTR_IN]++;
 			continue;
 		}
-		if (unlikely(!st->mapped)) {
+		if (likely(st->mapped)) {
+			if (unlikely(!nat_translatable(p))) {
+				mbx_nf_drop(c, m, NAT_CTR_UNSUPPORTED);
+				continue;
+			}
+		} else {
 			if (p->side == MBX_SIDE_OUTSIDE) {
 				mbx_nf_drop(c, m, NAT_CTR_NO_MAPPING);
 				continue;
@@ -343,6 +349,7 @@ static const struct mbx_nf_ops nat_ops = {
 	.usage = "ext_ip=A.B.C.D[-E.F.G.H|/N][,ports=LO-HI]  NAPT44; ports default 1024-65535",
 	.flow_state_size = sizeof(struct nat_flow),
 	.state_version = 1,
+	.state_types = {"mbx.v1.NatFlowState", "mbx.v1.NatHostPorts", "mbx.v1.NatPool"},
 	.counter_names = nat_counter_names,
 	.nb_counters = NAT_CTR_MAX,
 	.create = nat_create,

@@ -500,6 +500,8 @@ class Plan:
               UDP(sport=d.dport + 1, dport=d.ext_port) / b"mbx-golden other port")
             u("ICMP echo reply to mapped identifier %d from another address" % i.ext_port,
               "203.0.113.201", EXT_IP, ICMP(type=0, id=i.ext_port, seq=1) / b"mbx-golden x")
+            u("ICMP echo request to mapped identifier %d from its own server" % i.ext_port,
+              i.server, EXT_IP, ICMP(type=8, id=i.ext_port, seq=1) / b"mbx-golden ping back")
         u("TCP to port 80, outside the pool", SERVERS[0], EXT_IP,
           TCP(sport=4444, dport=80, flags="S"))
         u("UDP to port 65000, outside the pool", SERVERS[0], EXT_IP,

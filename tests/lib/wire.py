@@ -16,6 +16,7 @@ import time
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -93,7 +94,9 @@ class Netns:
             if _libc.setns(there, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns into " + self.name)
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+            # SO_RCVBUFFORCE (33, not in Python's socket module): as root, past
+            # net.core.rmem_max, which is a few hundred kB by default
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
             s.bind((ifname, 0))
         finally:
             _libc.setns(here, CLONE_NEWNET)

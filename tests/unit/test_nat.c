@@ -145,6 +145,14 @@ START_TEST(tcp_and_icmp_echo)
 	ck_assert_uint_ne(id, 0x77);
 	ck_assert_uint_eq(ip_of(o)->src_addr, mbx_test_ip4(EXT));
 	rte_pktmbuf_free(o);
+	/* the mapping carries echo replies in and requests out, nothing else */
+	ck_assert_ptr_null(pass(
+		dp, 0, mbx_test_icmp4("192.0.2.9", EXT, RTE_IP_ICMP_ECHO_REQUEST, id, 16), 1, 0));
+	ck_assert_ptr_null(pass(
+		dp, 0, mbx_test_icmp4("10.0.0.2", "192.0.2.9", RTE_IP_ICMP_ECHO_REPLY, 0x77, 16), 0,
+		1));
+	ck_assert_uint_eq(nat_ctr(dp, NAT_CTR_NO_MAPPING), 1);
+	ck_assert_uint_eq(nat_ctr(dp, NAT_CTR_UNSUPPORTED), 1);
 	o = pass(dp, 0, mbx_test_icmp4("192.0.2.9", EXT, RTE_IP_ICMP_ECHO_REPLY, id, 16), 1, 0);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_uint_eq(rte_be_to_cpu_16(((struct rte_icmp_hdr *)l4_of(o))->icmp_ident), 0x77);
@@ -232,8 +240,9 @@ START_TEST(exhaustion_then_expiry_gives_ports_back)
 	/* idle past the UDP timeout: mappings and the block go back */
 	ck_assert_uint_eq(
 		mbx_worker_expire(dp->workers[0],
-				  rte_rdtsc() + (uint64_t)(mbx_tmo_defaults[MBX_TMO_UDP] + 1) *
-							rte_get_tsc_hz(),
+				  rte_rdtsc() +
+					  (uint64_t)(mbx_tmo_defaults[MBX_TMO_UDP_FIRST] + 1) *
+						  rte_get_tsc_hz(),
 				  1000),
 		64);
 	ck_assert_uint_eq(nat_ctr(dp, NAT_CTR_FREED), 64);
