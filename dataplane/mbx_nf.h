@@ -84,6 +84,20 @@ mbx_owner_by_host(const union mbx_addr *host, uint8_t family, uint16_t nb_worker
 }
 
 /**
+ * Another flow of this worker by its key (either direction), for an NF that
+ * relates packets to flows other than their own: a firewall matching an
+ * ICMP error to the connection it reports on. Flows are placed by owner(),
+ * so the related flow is here when both are placed by the same host.
+ * @param dir out (may be NULL): the direction @p key matched.
+ * @return the flow, or NULL.
+ */
+static inline struct mbx_flow *
+mbx_nf_flow_lookup(const struct mbx_nf_ctx *c, const struct mbx_flow_key *key, uint8_t *dir)
+{
+	return c->table != NULL ? mbx_table_lookup(c->table, key, dir) : NULL;
+}
+
+/**
  * Drop @p m, counting it in the NF's counter @p counter (an index into
  * counter_names). The framework frees it after process() returns.
  */
@@ -181,6 +195,13 @@ struct mbx_nf_ops {
 	 * @return entries deleted, or -errno.
 	 */
 	int (*multi_del)(struct mbx_nf_ctx *c, const struct mbx_filter *flt);
+	/**
+	 * Main lcore, every millisecond or so: work an NF does outside the
+	 * fast path (writing finished flows to a file, for instance), fed by
+	 * rings its workers fill. Must return quickly.
+	 */
+	void (*ctrl_poll)(void *nf);
+
 	/** Main lcore, workers parked: emit the all-flows state. */
 	int (*all_get)(void *nf, mbx_state_emit emit, void *arg);
 	/**

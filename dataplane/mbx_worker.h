@@ -118,6 +118,9 @@ int mbx_chain_create(struct mbx_chain *c, const struct mbx_nf_params *p);
 /** Destroy the instances and forget the chain. */
 void mbx_chain_destroy(struct mbx_chain *c);
 
+/** Main lcore: run every NF's ctrl_poll hook. */
+void mbx_chain_poll(const struct mbx_chain *c);
+
 /** Index of the NF named @p name in the chain, or -1. */
 int mbx_chain_find(const struct mbx_chain *c, const char *name);
 

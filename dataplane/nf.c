@@ -117,6 +117,14 @@ mbx_chain_create(struct mbx_chain *c, const struct mbx_nf_params *base)
 }
 
 void
+mbx_chain_poll(const struct mbx_chain *c)
+{
+	for (int i = 0; i < c->n; i++)
+		if (c->nf[i].ops->ctrl_poll != NULL)
+			c->nf[i].ops->ctrl_poll(c->nf[i].nf);
+}
+
+void
 mbx_chain_destroy(struct mbx_chain *c)
 {
 	for (int i = c->n - 1; i >= 0; i--) {

@@ -526,6 +526,7 @@ on_pump(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	sb_events_pump();
+	mbx_chain_poll(&sb.dp->chain);
 }
 
 static int

@@ -5,15 +5,22 @@ length) holding an mbx.v1.Envelope with the call id, the method path and the
 request or response bytes. Every response starts with a Status; a non-zero
 code raises MbxError.
 """
+import importlib
 import ipaddress
 import itertools
+import os
 import socket
 import struct
 
 from google.protobuf import symbol_database
 
 from mbx.v1 import common_pb2, dataplane_pb2, events_pb2, state_pb2  # noqa: F401
-from mbx.v1 import nat_pb2  # noqa: F401  (NF messages: registered for decode_state)
+
+# Import every generated module (the NFs' state messages included), so that
+# decode_state() finds any type an instance names in GetInfo.
+for _f in sorted(os.listdir(os.path.dirname(common_pb2.__file__))):
+    if _f.endswith("_pb2.py"):
+        importlib.import_module("mbx.v1." + _f[:-3])
 
 _SERVICES = {
     "Dataplane": dataplane_pb2.DESCRIPTOR.services_by_name["Dataplane"],
