@@ -143,7 +143,9 @@ main(int argc, char **argv)
 		"mbx_mbufs", opt.mbufs ? opt.mbufs : pool_size(dp, RTE_MAX(nb_ports, 1)), 256,
 		MBX_PKT_PRIV_SIZE, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (mp == NULL)
-		rte_exit(EXIT_FAILURE, "mbuf pool: %s (try a larger -m or a smaller --mbufs)\n",
+		rte_exit(EXIT_FAILURE,
+			 "mbuf pool: %s (try a larger -m or a smaller --mbufs; without hugepages "
+			 "each mbuf takes a 4 KiB page)\n",
 			 rte_strerror(rte_errno));
 
 	i = 0;
