@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mbx_events.h"
+#include "mbx_marker.h"
 #include "mbx_worker.h"
 
 int
@@ -94,8 +95,12 @@ mbx_events_apply(struct mbx_worker *w, struct rte_mbuf **pkts, struct mbx_flow *
 		struct rte_mbuf *m = pkts[i], *copy;
 		const struct mbx_flow_key *orig =
 			flows[i] != NULL ? &mbx_flow_keys(w->table, flows[i])[0] : NULL;
-		const struct mbx_event_rule *r = match(&w->ev, orig, &mbx_pkt(m)->key);
+		const struct mbx_event_rule *r;
 
+		/* a move's redirected packets are what the rules wait for: let them by */
+		if (m->ol_flags & mbx_flag_redirected)
+			goto keep;
+		r = match(&w->ev, orig, &mbx_pkt(m)->key);
 		if (r == NULL)
 			goto keep;
 		switch (r->action) {

@@ -15,6 +15,7 @@
 
 #include "mbx_ctrl.h"
 #include "mbx_log.h"
+#include "mbx_marker.h"
 #include "mbx_worker.h"
 
 const char *const mbx_wstat_names[MBX_WSTAT_MAX] = {
@@ -347,8 +348,8 @@ void
 mbx_worker_rx(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint16_t port)
 {
 	struct mbx_dp *dp = w->dp;
-	struct rte_mbuf *own[MBX_BURST], *away[MBX_BURST];
-	uint16_t dest[MBX_BURST], nown = 0, naway = 0;
+	struct rte_mbuf *own[MBX_BURST], *away[MBX_BURST], *markers[MBX_BURST];
+	uint16_t dest[MBX_BURST], nown = 0, naway = 0, nmark = 0;
 	uint8_t side = mbx_port_side(port);
 	uint16_t out = default_out(dp, port);
 
@@ -381,7 +382,9 @@ mbx_worker_rx(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint16_t
 			continue;
 		}
 		w->parse[r]++;
-		if (r == MBX_PARSE_NON_IP)
+		if (r == MBX_PARSE_MARKER)
+			markers[nmark++] = m;
+		else if (r == MBX_PARSE_NON_IP)
 			txq_put(w, m, out); /* a bump in the wire passes ARP and the like */
 		else
 			rte_pktmbuf_free(m);
@@ -390,6 +393,9 @@ mbx_worker_rx(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint16_t
 		run_chain(w, own, nown, side);
 	if (naway > 0)
 		handoff(w, away, dest, naway);
+	/* behind every packet of the burst, here and in the other workers' rings */
+	for (uint16_t i = 0; i < nmark; i++)
+		mbx_marker_fan_out(w, markers[i]);
 }
 
 void
@@ -398,16 +404,25 @@ mbx_worker_owned(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n)
 	struct rte_mbuf *in[MBX_BURST], *out[MBX_BURST];
 	uint16_t nin = 0, nout = 0;
 
-	for (uint16_t i = 0; i < n; i++) {
-		if (mbx_pkt(pkts[i])->side == MBX_SIDE_INSIDE)
-			in[nin++] = pkts[i];
-		else
-			out[nout++] = pkts[i];
+	for (uint16_t i = 0; i <= n; i++) {
+		bool marker = i < n && (pkts[i]->ol_flags & mbx_flag_marker);
+
+		if (i < n && !marker) {
+			if (mbx_pkt(pkts[i])->side == MBX_SIDE_INSIDE)
+				in[nin++] = pkts[i];
+			else
+				out[nout++] = pkts[i];
+			continue;
+		}
+		/* the end, or a marker: everything before it first */
+		if (nin > 0)
+			run_chain(w, in, nin, MBX_SIDE_INSIDE);
+		if (nout > 0)
+			run_chain(w, out, nout, MBX_SIDE_OUTSIDE);
+		nin = nout = 0;
+		if (marker)
+			mbx_marker_meet(w, pkts[i]);
 	}
-	if (nin > 0)
-		run_chain(w, in, nin, MBX_SIDE_INSIDE);
-	if (nout > 0)
-		run_chain(w, out, nout, MBX_SIDE_OUTSIDE);
 }
 
 int

@@ -23,6 +23,7 @@
 
 #include "mbx_ctrl_plane.h"
 #include "mbx_log.h"
+#include "mbx_marker.h"
 #include "mbx_options.h"
 #include "mbx_port.h"
 #include "mbx_stats.h"
@@ -148,6 +149,9 @@ main(int argc, char **argv)
 			 "each mbuf takes a 4 KiB page)\n",
 			 rte_strerror(rte_errno));
 
+	dp->mp = mp;
+	if (mbx_marker_init(dp) < 0)
+		rte_exit(EXIT_FAILURE, "cannot register the dynamic mbuf flags\n");
 	i = 0;
 	RTE_LCORE_FOREACH_WORKER (lcore) {
 		dp->workers[i] = mbx_worker_create(dp, i, (int)rte_lcore_to_socket_id(lcore));

@@ -98,6 +98,13 @@ mbx_nf_flow_lookup(const struct mbx_nf_ctx *c, const struct mbx_flow_key *key, u
 }
 
 /**
+ * Main lcore, every worker parked (in all_put): send a MARKER for move @p id
+ * on @p port behind everything sent there (see mbx_marker.h). For steering.
+ * @return markers sent, or -errno.
+ */
+int mbx_nf_send_marker(uint16_t port, uint64_t id);
+
+/**
  * Drop @p m, counting it in the NF's counter @p counter (an index into
  * counter_names). The framework frees it after process() returns.
  */

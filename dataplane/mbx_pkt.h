@@ -29,12 +29,13 @@
 struct mbx_flow;
 
 /*
- * Parse results: X(enum suffix, counter name). OK and NON_IP are not drops;
- * everything after them is a malformed or unsupported packet.
+ * Parse results: X(enum suffix, counter name). OK, NON_IP and MARKER are not
+ * drops; everything from SEGMENTED on is a malformed or unsupported packet.
  */
 #define MBX_PARSE_RESULTS(X)                         \
 	X(OK, "ok")                                  \
 	X(NON_IP, "non_ip")                          \
+	X(MARKER, "marker")                          \
 	X(SEGMENTED, "headers_not_in_first_segment") \
 	X(ETH_TRUNC, "eth_truncated")                \
 	X(VLAN_TRUNC, "vlan_truncated")              \
@@ -60,6 +61,8 @@ enum mbx_parse_result {
 #undef X
 		MBX_PARSE_MAX
 };
+
+#define MBX_PARSE_FIRST_DROP MBX_PARSE_SEGMENTED
 
 /** Counter names of the parse results, indexed by enum mbx_parse_result. */
 extern const char *const mbx_parse_result_names[MBX_PARSE_MAX];
@@ -109,8 +112,9 @@ mbx_pkt(struct rte_mbuf *m)
 /**
  * Parse @p m and fill its metadata (key, offsets, flags). in_port and side
  * are left to the caller.
- * @return MBX_PARSE_OK, MBX_PARSE_NON_IP (not an IP packet: forwarded as is)
- *   or the reason the packet is malformed.
+ * @return MBX_PARSE_OK, MBX_PARSE_NON_IP (not an IP packet: forwarded as is),
+ *   MBX_PARSE_MARKER (a move's marker, mbx_marker.h) or the reason the
+ *   packet is malformed.
  */
 enum mbx_parse_result mbx_parse(struct rte_mbuf *m);
 

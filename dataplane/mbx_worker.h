@@ -181,6 +181,7 @@ struct mbx_dp {
 	uint32_t timeouts[MBX_TMO_MAX]; /**< seconds per class */
 	struct mbx_worker *workers[RTE_MAX_LCORE];
 	struct rte_ring *txring[MBX_MAX_PORTS]; /**< MP/SC, for ports short of TX queues */
+	struct rte_mempool *mp;			/**< packet buffers (markers, injected packets) */
 	_Atomic int run_state;			/**< enum mbx_run_state */
 	_Atomic uint64_t drain_gen;
 };

@@ -9,6 +9,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "mbx_marker.h"
 #include "mbx_pkt.h"
 
 const char *const mbx_parse_result_names[MBX_PARSE_MAX] = {
@@ -189,5 +190,7 @@ mbx_parse(struct rte_mbuf *m)
 		return parse_ipv4(m, p, d, off, len);
 	if (et == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))
 		return parse_ipv6(m, p, d, off, len);
+	if (et == rte_cpu_to_be_16(MBX_MARKER_ETHERTYPE) && off == sizeof(struct rte_ether_hdr))
+		return MBX_PARSE_MARKER;
 	return MBX_PARSE_NON_IP;
 }

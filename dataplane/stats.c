@@ -207,7 +207,7 @@ mbx_stats_print_interval(const struct mbx_dp *dp, FILE *f)
 			mbx_dp_stat(dp, MBX_WSTAT_HANDOFF_DROP);
 	double secs = last_tsc ? (double)(now - last_tsc) / rte_get_timer_hz() : 0;
 
-	for (int r = MBX_PARSE_NON_IP + 1; r < MBX_PARSE_MAX; r++)
+	for (int r = MBX_PARSE_FIRST_DROP; r < MBX_PARSE_MAX; r++)
 		drop += mbx_dp_parse_stat(dp, r);
 	if (secs > 0)
 		fprintf(f,

@@ -326,7 +326,8 @@ tcp_next(struct mbx_flow *f, enum mbx_tmo_class cls, uint8_t fl, uint8_t dir)
 
 	if (fl & RTE_TCP_RST_FLAG)
 		return MBX_TMO_TCP_CLOSED;
-	if (syn && !ack && dir == 0 && (cls == MBX_TMO_TCP_CLOSED || cls == MBX_TMO_TCP_TIME_WAIT)) {
+	if (syn && !ack && dir == 0 &&
+	    (cls == MBX_TMO_TCP_CLOSED || cls == MBX_TMO_TCP_TIME_WAIT)) {
 		/* the port pair reused by a new connection */
 		f->flags &= ~(MBX_FLOW_F_FIN_ORIG | MBX_FLOW_F_FIN_REPLY);
 		return MBX_TMO_TCP_SYN_SENT;
