@@ -93,6 +93,12 @@ void mbx_filter_init(struct mbx_filter *f);
 bool mbx_filter_match(const struct mbx_filter *f, const struct mbx_flow_key *k);
 
 /**
+ * The symmetric Toeplitz hash of @p k (both directions hash alike) over the
+ * fields a NIC hashes, with the key mbxd programs into RSS-capable ports.
+ */
+uint32_t mbx_flow_hash(const struct mbx_flow_key *k);
+
+/**
  * Format @p k as "tcp 10.0.0.1:1234 > 192.0.2.1:80" into @p buf.
  * @return @p buf.
  */

@@ -28,6 +28,9 @@
 
 struct mbx_flow;
 
+/** Ports an instance drives at most (port 0 inside, the others outside). */
+#define MBX_MAX_PORTS 8
+
 /*
  * Parse results: X(enum suffix, counter name). OK, NON_IP and MARKER are not
  * drops; everything from SEGMENTED on is a malformed or unsupported packet.

@@ -41,7 +41,6 @@
 #include "mbx_pkt.h"
 #include "mbx_table.h"
 
-#define MBX_MAX_PORTS	      8
 #define MBX_CHAIN_MAX	      8
 #define MBX_BURST	      32
 #define MBX_MAX_RXQ	      (MBX_MAX_PORTS * 4)
@@ -53,9 +52,6 @@
 
 /** The symmetric RSS key mbxd programs into ports and hashes with in software. */
 extern const uint8_t mbx_rss_key[MBX_RSS_KEY_LEN];
-
-/** Toeplitz hash of @p k with mbx_rss_key, over the fields a NIC hashes. */
-uint32_t mbx_flow_hash(const struct mbx_flow_key *k);
 
 /* Worker counters: X(enum suffix, name). */
 #define MBX_WORKER_COUNTERS(X)                       \

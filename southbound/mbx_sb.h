@@ -25,6 +25,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "mbx/v1/common.pb-c.h"
+#include "mbx_pbconv.h"
 #include "mbx_flow.h"
 #include "mbx_worker.h"
 
@@ -43,6 +44,7 @@ struct sb_method {
 extern const struct sb_method sb_dataplane_methods[];
 extern const struct sb_method sb_state_methods[];
 extern const struct sb_method sb_events_methods[];
+extern const struct sb_method sb_steer_methods[];
 
 /** The dataplane and the loop the server runs in. */
 struct mbx_dp *sb_dp(void);
@@ -80,24 +82,6 @@ void sb_call_keep(struct sb_call *call, void (*on_close)(struct sb_call *call, v
 
 /** The call id, for logs. */
 uint64_t sb_call_id(const struct sb_call *call);
-
-/* Conversions between the wire types and the dataplane's (sb_convert.c). */
-
-/** Storage for the addresses of a converted key. */
-struct sb_key_buf {
-	Mbx__V1__FlowKey pb;
-	uint8_t src[16];
-	uint8_t dst[16];
-};
-
-/** Fill @p out from @p k; @return &out->pb. */
-Mbx__V1__FlowKey *sb_key_to_pb(const struct mbx_flow_key *k, struct sb_key_buf *out);
-
-/** @return 0, or -EINVAL for a bad family or address length. */
-int sb_key_from_pb(const Mbx__V1__FlowKey *pb, struct mbx_flow_key *k);
-
-/** NULL @p pb matches everything. @return 0 or -EINVAL. */
-int sb_filter_from_pb(const Mbx__V1__Filter *pb, struct mbx_filter *f);
 
 /** Index of NF @p name in the chain; "" gives -1 ("every NF"). @return it, or -ENOENT. */
 int sb_nf_index(const char *name);

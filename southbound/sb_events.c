@@ -56,7 +56,7 @@ enable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 	if (req == NULL)
 		return -EBADMSG;
 	memset(&e, 0, sizeof(e));
-	rc = sb_filter_from_pb(req->filter, &e.rule.filter);
+	rc = mbx_filter_from_pb(req->filter, &e.rule.filter);
 	e.rule.action = (uint8_t)req->action;
 	limit = req->buffer_limit ? req->buffer_limit : MBX_EVENT_BUFFER_DEFAULT;
 	mbx__v1__enable_events_request__free_unpacked(req, NULL);
@@ -112,7 +112,7 @@ disable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 	memset(&d, 0, sizeof(d));
 	d.id = req->rule_id;
 	d.release_drop = req->release == MBX__V1__RELEASE__RELEASE_DROP;
-	rc = sb_filter_from_pb(req->filter, &d.filter);
+	rc = mbx_filter_from_pb(req->filter, &d.filter);
 	mbx__v1__disable_events_request__free_unpacked(req, NULL);
 	if (rc < 0)
 		return sb_reply_error(call, EINVAL, "bad filter");
@@ -164,7 +164,7 @@ send_events(struct rte_mbuf **copies, unsigned int n, uint64_t lost)
 {
 	Mbx__V1__SubscribeResponse r = MBX__V1__SUBSCRIBE_RESPONSE__INIT;
 	Mbx__V1__Event ev[EVENTS_PER_FRAME], *evp[EVENTS_PER_FRAME];
-	struct sb_key_buf keys[EVENTS_PER_FRAME];
+	struct mbx_pb_key keys[EVENTS_PER_FRAME];
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = copies[i];
@@ -174,7 +174,7 @@ send_events(struct rte_mbuf **copies, unsigned int n, uint64_t lost)
 		ev[i].in_port = m->port;
 		/* a copy has no metadata: parse it again, here on the main lcore */
 		if (mbx_parse(m) == MBX_PARSE_OK)
-			ev[i].key = sb_key_to_pb(&mbx_pkt(m)->key, &keys[i]);
+			ev[i].key = mbx_key_to_pb(&mbx_pkt(m)->key, &keys[i]);
 		ev[i].packet.data = rte_pktmbuf_mtod(m, uint8_t *);
 		ev[i].packet.len = rte_pktmbuf_data_len(m);
 		evp[i] = &ev[i];

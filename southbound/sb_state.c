@@ -45,7 +45,7 @@ struct chunk_set {
 	size_t cap;
 	Mbx__V1__StateChunk *chunks;
 	Mbx__V1__StateChunk **ptrs;
-	struct sb_key_buf *keys; /* two per chunk */
+	struct mbx_pb_key *keys; /* two per chunk */
 };
 
 static int
@@ -88,9 +88,9 @@ send_records(struct sb_call *call, struct chunk_set *s, const uint8_t *buf, size
 		c->scope = (Mbx__V1__Scope)rec->scope;
 		c->version = sb_dp()->chain.nf[rec->nf].ops->state_version;
 		if (rec->key.family != 0)
-			c->key = sb_key_to_pb(&rec->key, &s->keys[2 * n]);
+			c->key = mbx_key_to_pb(&rec->key, &s->keys[2 * n]);
 		if (rec->has_reply)
-			c->reply_key = sb_key_to_pb(&rec->reply_key, &s->keys[2 * n + 1]);
+			c->reply_key = mbx_key_to_pb(&rec->reply_key, &s->keys[2 * n + 1]);
 		c->state.data = (uint8_t *)(uintptr_t)rec->state;
 		c->state.len = rec->state_len;
 		s->ptrs[n++] = c;
@@ -174,7 +174,7 @@ start_get(struct sb_call *call, const char *nf, const Mbx__V1__Filter *filter, b
 
 	if (j == NULL)
 		return -ENOMEM;
-	rc = idx == -ENOENT ? -ENOENT : sb_filter_from_pb(filter, &j->x.filter);
+	rc = idx == -ENOENT ? -ENOENT : mbx_filter_from_pb(filter, &j->x.filter);
 	if (rc < 0) {
 		free(j);
 		return sb_reply_error(call, -rc,
@@ -291,7 +291,7 @@ start_multi(struct sb_call *call, const char *nf, const Mbx__V1__Filter *filter,
 
 	if (j == NULL)
 		return -ENOMEM;
-	if (idx == -ENOENT || sb_filter_from_pb(filter, &j->m.filter) < 0) {
+	if (idx == -ENOENT || mbx_filter_from_pb(filter, &j->m.filter) < 0) {
 		free(j);
 		return sb_reply_error(call, idx == -ENOENT ? ENOENT : EINVAL,
 				      idx == -ENOENT ? "no NF '%s' in the chain" : "bad filter",
@@ -351,7 +351,7 @@ del_multiflow(struct sb_call *call, const uint8_t *payload, size_t len)
 	if (req == NULL)
 		return -EBADMSG;
 	d.nf = sb_nf_index(req->nf);
-	rc = d.nf == -ENOENT ? -ENOENT : sb_filter_from_pb(req->filter, &d.filter);
+	rc = d.nf == -ENOENT ? -ENOENT : mbx_filter_from_pb(req->filter, &d.filter);
 	mbx__v1__del_multiflow_request__free_unpacked(req, NULL);
 	if (rc < 0)
 		return rc;
@@ -447,8 +447,8 @@ chunk_to_rec(const Mbx__V1__StateChunk *c, enum mbx_scope scope, struct mbx_stat
 		return EPROTONOSUPPORT;
 	}
 	if ((scope != MBX_SCOPE_ALL_FLOWS &&
-	     (c->key == NULL || sb_key_from_pb(c->key, &r->key) < 0)) ||
-	    (c->reply_key != NULL && sb_key_from_pb(c->reply_key, &r->reply_key) < 0)) {
+	     (c->key == NULL || mbx_key_from_pb(c->key, &r->key) < 0)) ||
+	    (c->reply_key != NULL && mbx_key_from_pb(c->reply_key, &r->reply_key) < 0)) {
 		snprintf(msg, mlen, "%s chunk with a missing or bad key", c->nf);
 		return EINVAL;
 	}

@@ -246,7 +246,7 @@ static const struct sb_method *
 find_method(const char *path)
 {
 	static const struct sb_method *const services[] = {sb_dataplane_methods, sb_state_methods,
-							   sb_events_methods};
+							   sb_events_methods, sb_steer_methods};
 
 	for (unsigned int s = 0; s < RTE_DIM(services); s++)
 		for (const struct sb_method *m = services[s]; m->path != NULL; m++)

@@ -303,5 +303,5 @@ mbx_test_filter(struct mbx_filter *f, const char *s)
 
 	if (mbx_filter_str_parse(s, &pb, NULL, 0) < 0)
 		return -EINVAL;
-	return sb_filter_from_pb(&pb.f, f);
+	return mbx_filter_from_pb(&pb.f, f);
 }

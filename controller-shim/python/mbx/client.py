@@ -22,11 +22,6 @@ for _f in sorted(os.listdir(os.path.dirname(common_pb2.__file__))):
     if _f.endswith("_pb2.py"):
         importlib.import_module("mbx.v1." + _f[:-3])
 
-_SERVICES = {
-    "Dataplane": dataplane_pb2.DESCRIPTOR.services_by_name["Dataplane"],
-    "State": state_pb2.DESCRIPTOR.services_by_name["State"],
-    "Events": events_pb2.DESCRIPTOR.services_by_name["Events"],
-}
 _DB = symbol_database.Default()
 
 SCOPES = {"per-flow": common_pb2.SCOPE_PER_FLOW, "multi-flow": common_pb2.SCOPE_MULTI_FLOW,
@@ -161,8 +156,9 @@ class Client:
         return env
 
     def _types(self, path):
+        """The request and response types of "/mbx.v1.Service/Method", from the descriptors."""
         _, service, method = path.split("/")
-        m = _SERVICES[service.split(".")[-1]].methods_by_name[method]
+        m = _DB.pool.FindServiceByName(service).methods_by_name[method]
         return _DB.GetSymbol(m.input_type.full_name), _DB.GetSymbol(m.output_type.full_name)
 
     def stream(self, path, request=None, **fields):
