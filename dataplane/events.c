@@ -58,6 +58,16 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 			d->bufs[d->nb_bufs++] = r->buf;
 	}
 	w->ev.n = k;
+	if (d->nb_bufs > 0 && !d->release_drop) {
+		/* packets already handed to this worker (a move's redirected packets,
+		 * which came before the release) go before the held ones */
+		struct rte_mbuf *pkts[MBX_BURST];
+		unsigned int n;
+
+		while ((n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts, MBX_BURST,
+						      NULL)) > 0)
+			mbx_worker_owned(w, pkts, n);
+	}
 	/* released packets see the rules without the removed ones */
 	for (uint16_t i = 0; i < d->nb_bufs; i++)
 		release(w, d->bufs[i], d);

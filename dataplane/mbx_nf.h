@@ -137,6 +137,13 @@ struct mbx_nf_ops {
 	 * GetInfo reports them, so that clients decode any NF's chunks.
 	 */
 	const char *state_types[3];
+	/**
+	 * Scopes that travel with a move, as bits (1 << MBX_SCOPE_*); 0: per-flow
+	 * and multi-flow. Add all-flows when a destination needs the NF's
+	 * instance state to take the flows (a firewall's rules); leave it out
+	 * when that state is the instance's own configuration (a NAT's pool).
+	 */
+	uint8_t move_scopes;
 	const char *const *counter_names; /**< the NF's counters, by index */
 	uint16_t nb_counters;
 

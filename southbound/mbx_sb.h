@@ -26,6 +26,7 @@
 
 #include "mbx/v1/common.pb-c.h"
 #include "mbx_pbconv.h"
+#include "mbx_events.h"
 #include "mbx_flow.h"
 #include "mbx_worker.h"
 
@@ -83,8 +84,71 @@ void sb_call_keep(struct sb_call *call, void (*on_close)(struct sb_call *call, v
 /** The call id, for logs. */
 uint64_t sb_call_id(const struct sb_call *call);
 
+/* State records and wire chunks (sb_state.c). */
+
+/** Room to turn records into StateChunks without copying their state. */
+struct sb_chunks {
+	size_t cap;
+	Mbx__V1__StateChunk *chunks;
+	Mbx__V1__StateChunk **ptrs; /**< what a message's repeated field points at */
+	struct mbx_pb_key *keys;    /**< two per chunk */
+};
+
+int sb_chunks_init(struct sb_chunks *s, size_t cap);
+void sb_chunks_fini(struct sb_chunks *s);
+
+/**
+ * Chunks for the records in @p buf (they point into it), as many as fit.
+ * @param consumed out: bytes of records used.
+ * @return chunks in s->ptrs.
+ */
+size_t sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *consumed);
+
+/**
+ * An import: chunks grouped by the worker owning each key, installed in
+ * slices (all-flows first), all or nothing: a failing step undoes every
+ * slice this import installed. After a run, more chunks may be added and
+ * run; sb_import_undo() removes everything installed so far.
+ */
+struct sb_import;
+
+struct sb_import *sb_import_new(void);
+void sb_import_free(struct sb_import *im);
+
+/**
+ * Add a chunk; @p scope -1 takes any scope.
+ * @return 0, or an errno with a reason in @p msg.
+ */
+int sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, char *msg,
+		  size_t mlen);
+
+/** Install one slice; @p done when nothing is left. @return 0 or -errno (everything undone). */
+int sb_import_step(struct sb_import *im, bool *done, char *msg, size_t mlen);
+
+/** Install everything added. @return 0 or -errno (everything undone). */
+int sb_import_run(struct sb_import *im, char *msg, size_t mlen);
+
+void sb_import_undo(struct sb_import *im);
+uint64_t sb_import_installed(const struct sb_import *im);
+
 /** Index of NF @p name in the chain; "" gives -1 ("every NF"). @return it, or -ENOENT. */
 int sb_nf_index(const char *name);
+
+/**
+ * Enable an event rule on every worker (sb_events.c). @p limit: BUFFER
+ * packets per worker (0: the default); @p redirect: REDIRECT's hook.
+ * @return the rule id, or 0 with a reason in @p msg.
+ */
+uint32_t sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit,
+		     mbx_redirect_fn redirect, void *arg, char *msg, size_t mlen);
+
+/**
+ * Remove rule @p id (or, with id 0, every rule whose filter is @p f) from
+ * every worker, processing (or with @p drop, dropping) what it held.
+ * @return rules removed.
+ */
+uint32_t sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,
+			uint64_t *dropped);
 
 /** The events service's periodic work: deliver NOTIFY copies (sb_events.c). */
 void sb_events_pump(void);

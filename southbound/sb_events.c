@@ -40,6 +40,73 @@ disable_on(uint32_t id, uint16_t upto, struct rte_ring **rings)
 		rte_ring_free(rings[w]);
 }
 
+uint32_t
+sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit, mbx_redirect_fn redirect,
+	    void *arg, char *msg, size_t mlen)
+{
+	struct mbx_dp *dp = sb_dp();
+	struct rte_ring *rings[RTE_MAX_LCORE] = {NULL};
+	struct mbx_event_enable e;
+
+	memset(&e, 0, sizeof(e));
+	e.rule.filter = *f;
+	e.rule.action = action;
+	e.rule.redirect = redirect;
+	e.rule.redirect_arg = arg;
+	e.rule.id = next_rule_id++;
+	for (uint16_t w = 0; w < dp->nb_workers && action == MBX_ACTION_BUFFER; w++) {
+		char name[RTE_RING_NAMESIZE];
+
+		snprintf(name, sizeof(name), "mbx_ev_%u_%u", e.rule.id, w);
+		rings[w] = rte_ring_create(name, limit ? limit : MBX_EVENT_BUFFER_DEFAULT,
+					   rte_socket_id(),
+					   RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+		if (rings[w] == NULL) {
+			disable_on(e.rule.id, 0, rings);
+			snprintf(msg, mlen, "no memory for a buffer of %u packets", limit);
+			return 0;
+		}
+	}
+	for (uint16_t w = 0; w < dp->nb_workers; w++) {
+		int rc;
+
+		e.rule.buf = rings[w];
+		rc = mbx_ctrl_call(dp->workers[w], mbx_events_enable, &e);
+		if (rc < 0) {
+			disable_on(e.rule.id, w, rings);
+			snprintf(msg, mlen, "worker %u: %s (at most %d rules)", w, strerror(-rc),
+				 MBX_EVENT_RULES_MAX);
+			return 0;
+		}
+	}
+	return e.rule.id;
+}
+
+uint32_t
+sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,
+	       uint64_t *dropped)
+{
+	struct mbx_dp *dp = sb_dp();
+	struct mbx_event_disable d;
+
+	memset(&d, 0, sizeof(d));
+	d.id = id;
+	d.release_drop = drop;
+	if (f != NULL)
+		d.filter = *f;
+	for (uint16_t w = 0; w < dp->nb_workers; w++) {
+		d.nb_bufs = 0;
+		mbx_ctrl_call(dp->workers[w], mbx_events_disable, &d);
+		for (uint16_t i = 0; i < d.nb_bufs; i++)
+			rte_ring_free(d.bufs[i]);
+	}
+	if (released != NULL)
+		*released = d.released;
+	if (dropped != NULL)
+		*dropped = d.dropped;
+	return d.rules / dp->nb_workers;
+}
+
 static int
 enable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 {
@@ -47,51 +114,31 @@ enable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 		mbx__v1__enable_events_request__unpack(NULL, len, payload);
 	Mbx__V1__EnableEventsResponse r = MBX__V1__ENABLE_EVENTS_RESPONSE__INIT;
 	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
-	struct mbx_dp *dp = sb_dp();
-	struct rte_ring *rings[RTE_MAX_LCORE] = {NULL};
-	struct mbx_event_enable e;
-	uint32_t limit;
+	struct mbx_filter f;
+	uint32_t limit, id;
+	uint8_t action;
+	char msg[128];
 	int rc;
 
 	if (req == NULL)
 		return -EBADMSG;
-	memset(&e, 0, sizeof(e));
-	rc = mbx_filter_from_pb(req->filter, &e.rule.filter);
-	e.rule.action = (uint8_t)req->action;
-	limit = req->buffer_limit ? req->buffer_limit : MBX_EVENT_BUFFER_DEFAULT;
+	rc = mbx_filter_from_pb(req->filter, &f);
+	action = (uint8_t)req->action;
+	limit = req->buffer_limit;
 	mbx__v1__enable_events_request__free_unpacked(req, NULL);
 	if (rc < 0)
 		return sb_reply_error(call, EINVAL, "bad filter");
-	if (e.rule.action >= MBX_ACTION_MAX)
-		return sb_reply_error(call, EINVAL, "unknown action %u", e.rule.action);
-	if (e.rule.action == MBX_ACTION_REDIRECT)
+	if (action >= MBX_ACTION_MAX)
+		return sb_reply_error(call, EINVAL, "unknown action %u", action);
+	if (action == MBX_ACTION_REDIRECT)
 		return sb_reply_error(call, ENOTSUP, "REDIRECT is set up by a move, not directly");
 	if (limit > (1u << 20))
 		return sb_reply_error(call, EINVAL, "buffer_limit %u above 1048576", limit);
-	e.rule.id = next_rule_id++;
-	for (uint16_t w = 0; w < dp->nb_workers && e.rule.action == MBX_ACTION_BUFFER; w++) {
-		char name[RTE_RING_NAMESIZE];
-
-		snprintf(name, sizeof(name), "mbx_ev_%u_%u", e.rule.id, w);
-		rings[w] = rte_ring_create(name, limit, rte_socket_id(),
-					   RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
-		if (rings[w] == NULL) {
-			disable_on(e.rule.id, 0, rings);
-			return sb_reply_error(call, ENOMEM, "no memory for a buffer of %u packets",
-					      limit);
-		}
-	}
-	for (uint16_t w = 0; w < dp->nb_workers; w++) {
-		e.rule.buf = rings[w];
-		rc = mbx_ctrl_call(dp->workers[w], mbx_events_enable, &e);
-		if (rc < 0) {
-			disable_on(e.rule.id, w, rings);
-			return sb_reply_error(call, -rc, "worker %u: %s (at most %d rules)", w,
-					      strerror(-rc), MBX_EVENT_RULES_MAX);
-		}
-	}
+	id = sb_rule_add(action, &f, limit, NULL, NULL, msg, sizeof(msg));
+	if (id == 0)
+		return sb_reply_error(call, ENOSPC, "%s", msg);
 	r.status = &st;
-	r.rule_id = e.rule.id;
+	r.rule_id = id;
 	sb_reply(call, &r.base, false);
 	return 0;
 }
@@ -103,31 +150,23 @@ disable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 		mbx__v1__disable_events_request__unpack(NULL, len, payload);
 	Mbx__V1__DisableEventsResponse r = MBX__V1__DISABLE_EVENTS_RESPONSE__INIT;
 	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
-	struct mbx_dp *dp = sb_dp();
-	struct mbx_event_disable d;
+	struct mbx_filter f;
+	uint32_t id;
+	bool drop;
 	int rc;
 
 	if (req == NULL)
 		return -EBADMSG;
-	memset(&d, 0, sizeof(d));
-	d.id = req->rule_id;
-	d.release_drop = req->release == MBX__V1__RELEASE__RELEASE_DROP;
-	rc = mbx_filter_from_pb(req->filter, &d.filter);
+	id = req->rule_id;
+	drop = req->release == MBX__V1__RELEASE__RELEASE_DROP;
+	rc = mbx_filter_from_pb(req->filter, &f);
 	mbx__v1__disable_events_request__free_unpacked(req, NULL);
 	if (rc < 0)
 		return sb_reply_error(call, EINVAL, "bad filter");
-	for (uint16_t w = 0; w < dp->nb_workers; w++) {
-		d.nb_bufs = 0;
-		mbx_ctrl_call(dp->workers[w], mbx_events_disable, &d);
-		for (uint16_t i = 0; i < d.nb_bufs; i++)
-			rte_ring_free(d.bufs[i]);
-	}
-	if (d.rules == 0)
+	r.rules = sb_rule_remove(id, id != 0 ? NULL : &f, drop, &r.released, &r.dropped);
+	if (r.rules == 0)
 		return sb_reply_error(call, ENOENT, "no such rule");
 	r.status = &st;
-	r.released = d.released;
-	r.dropped = d.dropped;
-	r.rules = d.rules / dp->nb_workers;
 	sb_reply(call, &r.base, false);
 	return 0;
 }

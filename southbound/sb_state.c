@@ -41,15 +41,8 @@ key_str(const struct mbx_flow_key *k, char *buf)
 
 /* Records to chunks. */
 
-struct chunk_set {
-	size_t cap;
-	Mbx__V1__StateChunk *chunks;
-	Mbx__V1__StateChunk **ptrs;
-	struct mbx_pb_key *keys; /* two per chunk */
-};
-
-static int
-chunk_set_init(struct chunk_set *s, size_t cap)
+int
+sb_chunks_init(struct sb_chunks *s, size_t cap)
 {
 	s->cap = cap;
 	s->chunks = calloc(cap, sizeof(*s->chunks));
@@ -58,25 +51,17 @@ chunk_set_init(struct chunk_set *s, size_t cap)
 	return s->chunks && s->ptrs && s->keys ? 0 : -ENOMEM;
 }
 
-static void
-chunk_set_fini(struct chunk_set *s)
+void
+sb_chunks_fini(struct sb_chunks *s)
 {
 	free(s->chunks);
 	free(s->ptrs);
 	free(s->keys);
 }
 
-/*
- * Send records as one response frame. GetPerflowResponse, GetMultiflowResponse
- * and GetAllflowsResponse share their field numbers (status 1, chunks 2, a
- * total 3), so one encoder serves the three streams.
- */
-static int
-send_records(struct sb_call *call, struct chunk_set *s, const uint8_t *buf, size_t used, bool more,
-	     uint64_t total)
+size_t
+sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *consumed)
 {
-	Mbx__V1__GetPerflowResponse r = MBX__V1__GET_PERFLOW_RESPONSE__INIT;
-	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
 	const struct mbx_state_rec *rec = (const void *)buf;
 	size_t n = 0;
 
@@ -96,21 +81,37 @@ send_records(struct sb_call *call, struct chunk_set *s, const uint8_t *buf, size
 		s->ptrs[n++] = c;
 		rec = mbx_state_rec_next(rec);
 	}
-	if ((const uint8_t *)rec < buf + used) {
-		/* more records than chunk slots: send those, then the rest */
-		int rc = send_records(call, s, buf, (const uint8_t *)rec - buf, true, 0);
+	*consumed = (const uint8_t *)rec - buf;
+	return n;
+}
 
-		return rc < 0 ? rc
-			      : send_records(call, s, (const uint8_t *)rec,
-					     used - ((const uint8_t *)rec - buf), more, total);
-	}
-	r.n_chunks = n;
-	r.chunks = s->ptrs;
-	if (!more) {
-		r.status = &st;
-		r.flows = total;
-	}
-	return sb_reply(call, &r.base, more);
+/*
+ * Send records as response frames. GetPerflowResponse, GetMultiflowResponse
+ * and GetAllflowsResponse share their field numbers (status 1, chunks 2, a
+ * total 3), so one encoder serves the three streams.
+ */
+static int
+send_records(struct sb_call *call, struct sb_chunks *s, const uint8_t *buf, size_t used, bool more,
+	     uint64_t total)
+{
+	Mbx__V1__GetPerflowResponse r = MBX__V1__GET_PERFLOW_RESPONSE__INIT;
+	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
+	size_t off = 0, consumed;
+
+	do {
+		r.n_chunks = sb_chunks_fill(s, buf + off, used - off, &consumed);
+		r.chunks = s->ptrs;
+		off += consumed;
+		bool last = off >= used;
+
+		if (last && !more) {
+			r.status = &st;
+			r.flows = total;
+		}
+		if (sb_reply(call, &r.base, !last || more) < 0)
+			return -ECONNRESET;
+	} while (off < used);
+	return 0;
 }
 
 /* Per-flow get, and per-flow delete (an export that only deletes). */
@@ -120,7 +121,7 @@ struct get_job {
 	uint16_t worker;
 	uint64_t total;
 	bool del_only;
-	struct chunk_set set;
+	struct sb_chunks set;
 };
 
 static void
@@ -129,7 +130,7 @@ get_job_free(void *arg)
 	struct get_job *j = arg;
 
 	free(j->x.buf);
-	chunk_set_fini(&j->set);
+	sb_chunks_fini(&j->set);
 	free(j);
 }
 
@@ -188,7 +189,7 @@ start_get(struct sb_call *call, const char *nf, const Mbx__V1__Filter *filter, b
 		j->x.cap = FRAME_BYTES;
 		j->x.buf = malloc(j->x.cap);
 		if (j->x.buf == NULL ||
-		    chunk_set_init(&j->set, FRAME_BYTES / sizeof(struct mbx_state_rec)) < 0) {
+		    sb_chunks_init(&j->set, FRAME_BYTES / sizeof(struct mbx_state_rec)) < 0) {
 			get_job_free(j);
 			return -ENOMEM;
 		}
@@ -230,7 +231,7 @@ struct multi_job {
 	uint16_t worker;
 	uint64_t total;
 	bool all;
-	struct chunk_set set;
+	struct sb_chunks set;
 };
 
 static void
@@ -239,7 +240,7 @@ multi_job_free(void *arg)
 	struct multi_job *j = arg;
 
 	free(j->m.buf);
-	chunk_set_fini(&j->set);
+	sb_chunks_fini(&j->set);
 	free(j);
 }
 
@@ -302,7 +303,7 @@ start_multi(struct sb_call *call, const char *nf, const Mbx__V1__Filter *filter,
 	j->m.cap = FRAME_BYTES;
 	j->m.buf = malloc(j->m.cap);
 	if (j->m.buf == NULL ||
-	    chunk_set_init(&j->set, FRAME_BYTES / sizeof(struct mbx_state_rec)) < 0) {
+	    sb_chunks_init(&j->set, FRAME_BYTES / sizeof(struct mbx_state_rec)) < 0) {
 		multi_job_free(j);
 		return -ENOMEM;
 	}
@@ -364,7 +365,7 @@ del_multiflow(struct sb_call *call, const uint8_t *payload, size_t len)
 	return 0;
 }
 
-/* Puts. */
+/* Imports: the puts, and a move's destination. */
 
 struct done_slice {
 	uint16_t worker;
@@ -372,72 +373,85 @@ struct done_slice {
 	struct mbx_undo *undo;
 };
 
-struct put_job {
-	uint8_t *recs[RTE_MAX_LCORE];
+struct sb_import {
+	uint8_t *recs[RTE_MAX_LCORE]; /* per-flow and multi-flow records by owner worker */
 	size_t len[RTE_MAX_LCORE];
 	size_t cap[RTE_MAX_LCORE];
+	uint8_t *all; /* all-flows records, installed first */
+	size_t all_len, all_cap;
 	size_t off; /* progress in the current worker's records */
 	uint16_t worker;
 	uint64_t installed;
-	struct done_slice *done;
+	struct done_slice *done; /* what the slices installed, for undo */
 	size_t nb_done, cap_done;
-	bool multi;
 };
 
-static void
-put_job_free(void *arg)
+struct sb_import *
+sb_import_new(void)
 {
-	struct put_job *j = arg;
+	return calloc(1, sizeof(struct sb_import));
+}
 
+void
+sb_import_free(struct sb_import *im)
+{
+	if (im == NULL)
+		return;
 	for (int i = 0; i < RTE_MAX_LCORE; i++)
-		free(j->recs[i]);
-	for (size_t i = 0; i < j->nb_done; i++)
-		free(j->done[i].undo);
-	free(j->done);
-	free(j);
+		free(im->recs[i]);
+	free(im->all);
+	for (size_t i = 0; i < im->nb_done; i++)
+		free(im->done[i].undo);
+	free(im->done);
+	free(im);
+}
+
+uint64_t
+sb_import_installed(const struct sb_import *im)
+{
+	return im->installed;
 }
 
 static int
-rec_append(struct put_job *j, uint16_t w, const struct mbx_state_rec *hdr, const uint8_t *state)
+rec_append(uint8_t **buf, size_t *len, size_t *cap, const struct mbx_state_rec *hdr,
+	   const uint8_t *state)
 {
 	size_t need = mbx_state_rec_size(hdr->state_len);
 	struct mbx_state_rec *r;
 
-	if (j->len[w] + need > j->cap[w]) {
-		size_t cap = RTE_MAX(j->cap[w] * 2, j->len[w] + need + 4096);
-		uint8_t *b = realloc(j->recs[w], cap);
+	if (*len + need > *cap) {
+		size_t c = RTE_MAX(*cap * 2, *len + need + 4096);
+		uint8_t *b = realloc(*buf, c);
 
 		if (b == NULL)
 			return -ENOMEM;
-		j->recs[w] = b;
-		j->cap[w] = cap;
+		*buf = b;
+		*cap = c;
 	}
-	r = (struct mbx_state_rec *)(j->recs[w] + j->len[w]);
+	r = (struct mbx_state_rec *)(*buf + *len);
 	*r = *hdr;
 	r->len = (uint32_t)need;
 	memcpy(r->state, state, hdr->state_len);
-	j->len[w] += need;
+	*len += need;
 	return 0;
 }
 
-/*
- * Check one chunk and turn it into a record header.
- * @return 0, or an errno with a message in @msg.
- */
-static int
-chunk_to_rec(const Mbx__V1__StateChunk *c, enum mbx_scope scope, struct mbx_state_rec *r, char *msg,
-	     size_t mlen)
+int
+sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, char *msg, size_t mlen)
 {
 	int idx = sb_nf_index(c->nf);
 	const struct mbx_nf_ops *ops;
+	struct mbx_state_rec r;
+	uint16_t w;
 
-	memset(r, 0, sizeof(*r));
+	memset(&r, 0, sizeof(r));
 	if (idx < 0) {
 		snprintf(msg, mlen, "no NF '%s' in the chain", c->nf);
 		return ENOENT;
 	}
 	ops = sb_dp()->chain.nf[idx].ops;
-	if (c->scope != (Mbx__V1__Scope)scope) {
+	if ((scope >= 0 && (int)c->scope != scope) || (int)c->scope < 0 ||
+	    (int)c->scope > MBX_SCOPE_ALL_FLOWS) {
 		snprintf(msg, mlen, "chunk of scope %d sent to a put of scope %d", c->scope, scope);
 		return EINVAL;
 	}
@@ -446,121 +460,191 @@ chunk_to_rec(const Mbx__V1__StateChunk *c, enum mbx_scope scope, struct mbx_stat
 			 c->version, ops->state_version);
 		return EPROTONOSUPPORT;
 	}
-	if ((scope != MBX_SCOPE_ALL_FLOWS &&
-	     (c->key == NULL || mbx_key_from_pb(c->key, &r->key) < 0)) ||
-	    (c->reply_key != NULL && mbx_key_from_pb(c->reply_key, &r->reply_key) < 0)) {
+	if (((int)c->scope != MBX_SCOPE_ALL_FLOWS &&
+	     (c->key == NULL || mbx_key_from_pb(c->key, &r.key) < 0)) ||
+	    (c->reply_key != NULL && mbx_key_from_pb(c->reply_key, &r.reply_key) < 0)) {
 		snprintf(msg, mlen, "%s chunk with a missing or bad key", c->nf);
 		return EINVAL;
 	}
-	r->nf = (uint16_t)idx;
-	r->scope = (uint8_t)scope;
-	r->has_reply = c->reply_key != NULL;
-	r->state_len = (uint32_t)c->state.len;
-	return 0;
+	r.nf = (uint16_t)idx;
+	r.scope = (uint8_t)c->scope;
+	r.has_reply = c->reply_key != NULL;
+	r.state_len = (uint32_t)c->state.len;
+	if ((int)c->scope == MBX_SCOPE_ALL_FLOWS)
+		return rec_append(&im->all, &im->all_len, &im->all_cap, &r, c->state.data) < 0
+			       ? ENOMEM
+			       : 0;
+	w = mbx_state_owner(sb_dp(), &r.key);
+	return rec_append(&im->recs[w], &im->len[w], &im->cap[w], &r, c->state.data) < 0 ? ENOMEM
+											 : 0;
 }
 
-static void
-undo_all(struct put_job *j)
+void
+sb_import_undo(struct sb_import *im)
 {
-	for (size_t i = j->nb_done; i > 0; i--) {
-		struct done_slice *d = &j->done[i - 1];
+	for (size_t i = im->nb_done; i > 0; i--) {
+		struct done_slice *d = &im->done[i - 1];
 		struct mbx_undo_req u = {d->undo, d->n};
 
 		mbx_ctrl_call(sb_dp()->workers[d->worker], mbx_state_undo, &u);
+		free(d->undo);
 	}
-	j->installed = 0;
+	im->nb_done = 0;
+	im->installed = 0;
 }
 
-static bool
-put_step(struct sb_call *call, void *arg)
+/* Forget the records installed, keep what undo needs. */
+static void
+import_reset(struct sb_import *im)
 {
-	struct put_job *j = arg;
+	for (int i = 0; i < RTE_MAX_LCORE; i++)
+		im->len[i] = 0;
+	im->all_len = 0;
+	im->off = 0;
+	im->worker = 0;
+}
+
+int
+sb_import_step(struct sb_import *im, bool *done, char *msg, size_t mlen)
+{
 	struct mbx_dp *dp = sb_dp();
-	struct mbx_import im = {0};
+	struct mbx_import x = {0};
 	const uint8_t *start, *p, *end;
 	struct done_slice *d;
 	uint32_t n = 0;
+	uint16_t bad = 0;
 	int rc;
 
-	while (j->worker < dp->nb_workers && j->off >= j->len[j->worker]) {
-		j->worker++;
-		j->off = 0;
+	*done = false;
+	if (im->all_len > 0) {
+		/* the all-flows state first: the flows may need it (a rule set) */
+		rc = mbx_state_all_put(dp, im->all, im->all_len, &bad);
+		if (rc < 0) {
+			snprintf(msg, mlen, "%s refused the all-flows state: %s", nf_name(bad),
+				 strerror(-rc));
+			sb_import_undo(im);
+			import_reset(im);
+			return rc;
+		}
+		for (p = im->all; p < im->all + im->all_len;
+		     p = (const void *)mbx_state_rec_next((const void *)p))
+			im->installed++;
+		im->all_len = 0;
+		return 0;
 	}
-	if (j->worker == dp->nb_workers) {
-		Mbx__V1__PutPerflowResponse r = MBX__V1__PUT_PERFLOW_RESPONSE__INIT;
-		Mbx__V1__Status st = MBX__V1__STATUS__INIT;
-
-		/* PutPerflowResponse and PutMultiflowResponse share their fields */
-		r.status = &st;
-		r.installed = j->installed;
-		sb_reply(call, &r.base, false);
-		return true;
+	while (im->worker < dp->nb_workers && im->off >= im->len[im->worker]) {
+		im->worker++;
+		im->off = 0;
 	}
-	if (j->nb_done == j->cap_done) {
-		size_t cap = RTE_MAX(j->cap_done * 2, (size_t)16);
-		void *b = realloc(j->done, cap * sizeof(*j->done));
+	if (im->worker == dp->nb_workers) {
+		import_reset(im);
+		*done = true;
+		return 0;
+	}
+	if (im->nb_done == im->cap_done) {
+		size_t cap = RTE_MAX(im->cap_done * 2, (size_t)16);
+		void *b = realloc(im->done, cap * sizeof(*im->done));
 
 		if (b == NULL)
 			goto nomem;
-		j->done = b;
-		j->cap_done = cap;
+		im->done = b;
+		im->cap_done = cap;
 	}
-	start = j->recs[j->worker] + j->off;
-	end = j->recs[j->worker] + j->len[j->worker];
+	start = im->recs[im->worker] + im->off;
+	end = im->recs[im->worker] + im->len[im->worker];
 	for (p = start; p < end && n < SLICE_RECS; n++)
 		p = (const uint8_t *)mbx_state_rec_next((const void *)p);
-	d = &j->done[j->nb_done];
-	d->worker = j->worker;
+	d = &im->done[im->nb_done];
+	d->worker = im->worker;
 	d->undo = malloc(n * sizeof(*d->undo));
 	if (d->undo == NULL)
 		goto nomem;
-	im.recs = start;
-	im.len = p - start;
-	im.undo = d->undo;
-	rc = mbx_ctrl_call(dp->workers[j->worker], mbx_state_import, &im);
+	x.recs = start;
+	x.len = p - start;
+	x.undo = d->undo;
+	rc = mbx_ctrl_call(dp->workers[im->worker], mbx_state_import, &x);
 	if (rc < 0) {
 		char ks[MBX_FLOW_KEY_STRLEN];
 
 		free(d->undo);
-		undo_all(j);
-		sb_reply_error(call, -rc, "%s state of %s refused: %s; nothing installed",
-			       nf_name(im.bad_nf), key_str(&im.bad_key, ks), strerror(-rc));
+		snprintf(msg, mlen, "%s state of %s refused: %s", nf_name(x.bad_nf),
+			 key_str(&x.bad_key, ks), strerror(-rc));
+		sb_import_undo(im);
+		import_reset(im);
+		return rc;
+	}
+	d->n = x.done;
+	im->nb_done++;
+	im->installed += x.done;
+	im->off += x.len;
+	return 0;
+nomem:
+	snprintf(msg, mlen, "out of memory");
+	sb_import_undo(im);
+	import_reset(im);
+	return -ENOMEM;
+}
+
+int
+sb_import_run(struct sb_import *im, char *msg, size_t mlen)
+{
+	bool done = false;
+	int rc = 0;
+
+	while (!done && rc == 0)
+		rc = sb_import_step(im, &done, msg, mlen);
+	return rc;
+}
+
+/* A put as a job: one slice per step. */
+static bool
+put_step(struct sb_call *call, void *arg)
+{
+	struct sb_import *im = arg;
+	char msg[256];
+	bool done;
+	int rc = sb_import_step(im, &done, msg, sizeof(msg));
+
+	if (rc < 0) {
+		sb_reply_error(call, -rc, "%s; nothing installed", msg);
 		return true;
 	}
-	d->n = im.done;
-	j->nb_done++;
-	j->installed += im.done;
-	j->off += im.len;
-	return false;
-nomem:
-	undo_all(j);
-	sb_reply_error(call, ENOMEM, "out of memory; nothing installed");
-	return true;
+	if (done) {
+		/* the three Put responses share their fields */
+		Mbx__V1__PutPerflowResponse r = MBX__V1__PUT_PERFLOW_RESPONSE__INIT;
+		Mbx__V1__Status st = MBX__V1__STATUS__INIT;
+
+		r.status = &st;
+		r.installed = im->installed;
+		sb_reply(call, &r.base, false);
+	}
+	return done;
+}
+
+static void
+put_free(void *arg)
+{
+	sb_import_free(arg);
 }
 
 static int
 start_put(struct sb_call *call, Mbx__V1__StateChunk **chunks, size_t n, enum mbx_scope scope)
 {
-	struct put_job *j = calloc(1, sizeof(*j));
+	struct sb_import *im = sb_import_new();
 	char msg[160];
 
-	if (j == NULL)
+	if (im == NULL)
 		return -ENOMEM;
-	j->multi = scope == MBX_SCOPE_MULTI_FLOW;
 	for (size_t i = 0; i < n; i++) {
-		struct mbx_state_rec r;
-		int err = chunk_to_rec(chunks[i], scope, &r, msg, sizeof(msg));
+		int err = sb_import_add(im, chunks[i], scope, msg, sizeof(msg));
 
-		if (err == 0 &&
-		    rec_append(j, mbx_state_owner(sb_dp(), &r.key), &r, chunks[i]->state.data) < 0)
-			err = ENOMEM;
 		if (err != 0) {
-			put_job_free(j);
+			sb_import_free(im);
 			return sb_reply_error(call, err, "chunk %zu: %s; nothing installed", i,
 					      err == ENOMEM ? "out of memory" : msg);
 		}
 	}
-	sb_call_start_job(call, put_step, j, put_job_free);
+	sb_call_start_job(call, put_step, im, put_free);
 	return 0;
 }
 
@@ -596,46 +680,13 @@ put_allflows(struct sb_call *call, const uint8_t *payload, size_t len)
 {
 	Mbx__V1__PutAllflowsRequest *req =
 		mbx__v1__put_allflows_request__unpack(NULL, len, payload);
-	Mbx__V1__PutAllflowsResponse r = MBX__V1__PUT_ALLFLOWS_RESPONSE__INIT;
-	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
-	struct put_job *j;
-	uint16_t bad = 0;
-	char msg[160];
-	int rc = 0;
+	int rc;
 
 	if (req == NULL)
 		return -EBADMSG;
-	j = calloc(1, sizeof(*j));
-	if (j == NULL) {
-		mbx__v1__put_allflows_request__free_unpacked(req, NULL);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < req->n_chunks && rc == 0; i++) {
-		struct mbx_state_rec hdr;
-		int err = chunk_to_rec(req->chunks[i], MBX_SCOPE_ALL_FLOWS, &hdr, msg, sizeof(msg));
-
-		if (err == 0 && rec_append(j, 0, &hdr, req->chunks[i]->state.data) < 0)
-			snprintf(msg, sizeof(msg), "out of memory"), err = ENOMEM;
-		if (err != 0)
-			rc = sb_reply_error(call, err, "chunk %zu: %s; nothing installed", i, msg);
-	}
-	if (rc == 0 && j->len[0] > 0) {
-		rc = mbx_state_all_put(sb_dp(), j->recs[0], j->len[0], &bad);
-		if (rc < 0)
-			rc = sb_reply_error(call, -rc,
-					    "%s refused the all-flows state: %s; nothing "
-					    "installed",
-					    nf_name(bad), strerror(-rc));
-		else
-			r.installed = req->n_chunks;
-	}
-	if (rc == 0) {
-		r.status = &st;
-		sb_reply(call, &r.base, false);
-	}
-	put_job_free(j);
+	rc = start_put(call, req->chunks, req->n_chunks, MBX_SCOPE_ALL_FLOWS);
 	mbx__v1__put_allflows_request__free_unpacked(req, NULL);
-	return 0;
+	return rc;
 }
 
 const struct sb_method sb_state_methods[] = {
