@@ -64,8 +64,8 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 		struct rte_mbuf *pkts[MBX_BURST];
 		unsigned int n;
 
-		while ((n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts, MBX_BURST,
-						      NULL)) > 0)
+		while ((n = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts, MBX_BURST, NULL)) >
+		       0)
 			mbx_worker_owned(w, pkts, n);
 	}
 	/* released packets see the rules without the removed ones */

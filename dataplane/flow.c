@@ -35,6 +35,30 @@ prefix_match(const struct mbx_prefix *p, uint8_t family, const union mbx_addr *a
 	return true;
 }
 
+bool
+mbx_filter_overlap(const struct mbx_filter *a, const struct mbx_filter *b)
+{
+	uint8_t family = a->family != MBX_FAMILY_ANY ? a->family : b->family;
+	const struct mbx_prefix *pa[2] = {&a->src, &a->dst}, *pb[2] = {&b->src, &b->dst};
+
+	if (a->family != MBX_FAMILY_ANY && b->family != MBX_FAMILY_ANY && a->family != b->family)
+		return false;
+	if (a->proto != 0 && b->proto != 0 && a->proto != b->proto)
+		return false;
+	if (a->sport.lo > b->sport.hi || b->sport.lo > a->sport.hi || a->dport.lo > b->dport.hi ||
+	    b->dport.lo > a->dport.hi)
+		return false;
+	/* two prefixes overlap when the longer one lies in the shorter one */
+	for (int i = 0; i < 2; i++) {
+		const struct mbx_prefix *shorter = pa[i]->len <= pb[i]->len ? pa[i] : pb[i];
+		const struct mbx_prefix *longer = shorter == pa[i] ? pb[i] : pa[i];
+
+		if (!prefix_match(shorter, family, &longer->addr))
+			return false;
+	}
+	return true;
+}
+
 static bool
 range_match(const struct mbx_port_range *r, rte_be16_t port)
 {

@@ -336,14 +336,6 @@ handoff(struct mbx_worker *w, struct rte_mbuf **pkts, const uint16_t *dest, uint
 	}
 }
 
-static inline uint16_t
-default_out(const struct mbx_dp *dp, uint16_t port)
-{
-	if (dp->nb_ports == 1)
-		return port;
-	return port == 0 ? 1 : 0;
-}
-
 void
 mbx_worker_rx(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint16_t port)
 {
@@ -351,7 +343,7 @@ mbx_worker_rx(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint16_t
 	struct rte_mbuf *own[MBX_BURST], *away[MBX_BURST], *markers[MBX_BURST];
 	uint16_t dest[MBX_BURST], nown = 0, naway = 0, nmark = 0;
 	uint8_t side = mbx_port_side(port);
-	uint16_t out = default_out(dp, port);
+	uint16_t out = mbx_default_out(dp, port);
 
 	RTE_ASSERT(n <= MBX_BURST);
 	for (uint16_t i = 0; i < n; i++) {

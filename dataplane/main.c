@@ -189,6 +189,7 @@ main(int argc, char **argv)
 		free((void *)(uintptr_t)opt.nf[i]);
 	free((void *)(uintptr_t)opt.control);
 	free((void *)(uintptr_t)opt.control_token);
+	free((void *)(uintptr_t)opt.peer);
 	rte_eal_cleanup();
 	return rc < 0 ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf_dyn.h>
@@ -102,17 +103,21 @@ mbx_marker_parse(const struct rte_mbuf *m, uint64_t *id, uint16_t *index, uint16
 	return true;
 }
 
-/* Send one frame on a TX queue, retrying while it is momentarily full. */
+/* Send one frame on a TX queue, retrying while it is full: for up to a second,
+ * as the peer drains it (the workers are parked, nothing else sends). */
 static int
 tx_one(uint16_t port, uint16_t queue, struct rte_mbuf *m)
 {
-	for (int i = 0; i < SEND_TRIES; i++) {
-		if (rte_eth_tx_burst(port, queue, &m, 1) == 1)
-			return 0;
-		rte_pause();
+	uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz();
+
+	while (rte_eth_tx_burst(port, queue, &m, 1) == 0) {
+		if (rte_get_timer_cycles() > deadline) {
+			rte_pktmbuf_free(m);
+			return -ENOBUFS;
+		}
+		rte_delay_us_block(1);
 	}
-	rte_pktmbuf_free(m);
-	return -ENOBUFS;
+	return 0;
 }
 
 int

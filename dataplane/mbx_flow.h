@@ -93,6 +93,12 @@ void mbx_filter_init(struct mbx_filter *f);
 bool mbx_filter_match(const struct mbx_filter *f, const struct mbx_flow_key *k);
 
 /**
+ * Can a flow match both @p a and @p b? (Conservative: true when unsure.)
+ * Two moves of overlapping flows must not run at once.
+ */
+bool mbx_filter_overlap(const struct mbx_filter *a, const struct mbx_filter *b);
+
+/**
  * The symmetric Toeplitz hash of @p k (both directions hash alike) over the
  * fields a NIC hashes, with the key mbxd programs into RSS-capable ports.
  */

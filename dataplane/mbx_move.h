@@ -32,9 +32,9 @@ struct mbx_worker;
 
 struct mbx_move_rt {
 	uint64_t id;
-	struct rte_ring *ring;        /**< redirected mbufs and marker tokens */
-	_Atomic uint64_t redirected;  /**< packets put on the ring */
-	_Atomic uint64_t overflow;    /**< packets dropped: ring full */
+	struct rte_ring *ring;	     /**< redirected mbufs and marker tokens */
+	_Atomic uint64_t redirected; /**< packets put on the ring */
+	_Atomic uint64_t overflow;   /**< packets dropped: ring full */
 };
 
 /** Make @p rt visible to the workers' marker hook. @return 0 or -ENOSPC. */

@@ -25,6 +25,7 @@ struct mbx_options {
 	const char *control_token; /**< --control-token FILE */
 	uint32_t max_frame;	   /**< --max-frame BYTES */
 	uint32_t max_conns;	   /**< --control-max-conns N */
+	const char *peer;	   /**< --peer HOST:PORT, the moves' peer listener */
 };
 
 /** Fill @p o with the defaults. */

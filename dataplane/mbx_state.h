@@ -67,7 +67,8 @@ struct mbx_export {
 	struct mbx_filter filter;
 	int nf;		    /**< chain index, or -1: every NF with state */
 	bool del;	    /**< delete each exported flow */
-	uint32_t max_slots; /**< table slots to look at in this slice */
+	uint32_t max_slots; /**< table slots to cover in this slice (empty ones are cheap) */
+	uint32_t max_flows; /**< flows to export in this slice; 0: no limit */
 	uint8_t *buf;	    /**< records out; NULL: only delete (with del) */
 	size_t cap;
 	/* in/out */

@@ -223,6 +223,16 @@ unsigned int mbx_worker_expire(struct mbx_worker *w, uint64_t now, unsigned int 
 /** The worker that owns the flow of parsed packet @p p. */
 uint16_t mbx_owner(const struct mbx_dp *dp, const struct mbx_pkt *p);
 
+/** Where a packet from @p port leaves unless an NF chooses: the other port, or the same with one.
+ */
+static inline uint16_t
+mbx_default_out(const struct mbx_dp *dp, uint16_t port)
+{
+	if (dp->nb_ports == 1)
+		return port;
+	return port == 0 ? 1 : 0;
+}
+
 /** The side a port faces. */
 static inline uint8_t
 mbx_port_side(uint16_t port)

@@ -50,8 +50,8 @@ mbx_move_redirect(struct mbx_worker *w, void *arg, struct rte_mbuf **pkts, uint1
 void
 mbx_move_marker(struct mbx_worker *w, uint64_t id, uint16_t index, uint16_t count)
 {
-	uintptr_t token = 1 | (uintptr_t)w->id << 1 | (uintptr_t)index << 17 |
-			  (uintptr_t)count << 33;
+	uintptr_t token =
+		1 | (uintptr_t)w->id << 1 | (uintptr_t)index << 17 | (uintptr_t)count << 33;
 
 	for (int i = 0; i < MBX_MOVES_MAX; i++) {
 		struct mbx_move_rt *rt = atomic_load_explicit(&moves[i], memory_order_acquire);

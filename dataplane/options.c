@@ -25,6 +25,7 @@ static int opt_control(struct mbx_options *o, const char *v);
 static int opt_control_token(struct mbx_options *o, const char *v);
 static int opt_max_frame(struct mbx_options *o, const char *v);
 static int opt_max_conns(struct mbx_options *o, const char *v);
+static int opt_peer(struct mbx_options *o, const char *v);
 
 /* X(name, handler, metavar, help); a NULL handler is --help. */
 #define MBX_OPTIONS(X)                                                                            \
@@ -44,6 +45,8 @@ static int opt_max_conns(struct mbx_options *o, const char *v);
 	X("max-frame", opt_max_frame, "BYTES",                                                    \
 	  "largest southbound frame accepted (default 16 MiB)")                                   \
 	X("control-max-conns", opt_max_conns, "N", "southbound connections at once (default 64)") \
+	X("peer", opt_peer, "HOST:PORT",                                                          \
+	  "listen for other instances' moves here (default 127.0.0.1:0, any free port)")          \
 	X("config", opt_config, "FILE", "read options from FILE: one 'key = value' per line")     \
 	X("help", NULL, "", "print this help and exit")
 
@@ -157,6 +160,13 @@ static int
 opt_max_conns(struct mbx_options *o, const char *v)
 {
 	return parse_u32(v, 1, 65536, &o->max_conns);
+}
+
+static int
+opt_peer(struct mbx_options *o, const char *v)
+{
+	o->peer = strdup(v);
+	return o->peer != NULL ? 0 : -ENOMEM;
 }
 
 static int

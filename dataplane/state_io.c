@@ -78,6 +78,8 @@ export_cb(struct mbx_flow *f, void *arg)
 		return 0;
 	if (!mbx_filter_match(&x->filter, &mbx_flow_keys(w->table, f)[0]))
 		return 0;
+	if (x->max_flows != 0 && x->flows == x->max_flows)
+		return EAGAIN; /* the slice is full: this flow starts the next one */
 	if (x->buf != NULL) {
 		for (int i = 0; i < w->dp->chain.n; i++) {
 			int rc;
@@ -118,6 +120,11 @@ mbx_state_export_slice(struct mbx_worker *w, void *arg)
 		return 0;
 	}
 	rc = mbx_table_walk(w->table, &x->cursor, x->max_slots, export_cb, &ew);
+	if (rc == -EAGAIN) {
+		x->cursor =
+			x->cursor == UINT32_MAX ? mbx_table_capacity(w->table) - 1 : x->cursor - 1;
+		return 0;
+	}
 	if (rc == -ENOBUFS) {
 		/* resume at the flow that did not fit */
 		x->cursor =

@@ -35,6 +35,7 @@ struct mbx_table {
 	uint32_t capacity;   /* entries */
 	uint32_t nb_free;    /* entries on the free stack */
 	uint32_t *free_idx;  /* free stack: the top is free_idx[nb_free - 1] */
+	uint64_t *used;	     /* bit per slot in use: the walk skips empty slots 64 at a time */
 	uint32_t next_class; /* where the next sweep starts */
 	uint64_t tmo_cycles[MBX_TMO_MAX];
 	struct mbx_flow_list exp[MBX_TMO_MAX];
@@ -88,7 +89,9 @@ mbx_table_create(const struct mbx_table_conf *conf)
 				      RTE_CACHE_LINE_SIZE, conf->socket);
 	t->free_idx =
 		rte_malloc_socket("mbx_flow_free", sizeof(uint32_t) * t->capacity, 0, conf->socket);
-	if (t->slots == NULL || t->free_idx == NULL)
+	t->used = rte_zmalloc_socket("mbx_flow_used", sizeof(uint64_t) * (t->capacity / 64 + 1), 0,
+				     conf->socket);
+	if (t->slots == NULL || t->free_idx == NULL || t->used == NULL)
 		goto nomem;
 	/* Hand out low indices first: the walk then scans a dense prefix. */
 	for (i = 0; i < t->capacity; i++)
@@ -125,6 +128,7 @@ mbx_table_free(struct mbx_table *t)
 	if (t == NULL)
 		return;
 	rte_hash_free(t->hash);
+	rte_free(t->used);
 	rte_free(t->free_idx);
 	rte_free(t->slots);
 	rte_free(t);
@@ -236,6 +240,7 @@ mbx_table_add(struct mbx_table *t, const struct mbx_flow_key *key, enum mbx_tmo_
 	}
 	t->nb_free--;
 	f->in_use = 1;
+	t->used[f->index / 64] |= 1ULL << (f->index % 64);
 	f->tmo_class = cls;
 	f->expire = now + t->tmo_cycles[cls];
 	mbx_flow_keys(t, f)[0] = *key;
@@ -276,6 +281,7 @@ mbx_table_del(struct mbx_table *t, struct mbx_flow *f)
 		rte_hash_del_key(t->hash, &keys[1]);
 	TAILQ_REMOVE(&t->exp[f->tmo_class], f, exp_node);
 	f->in_use = 0;
+	t->used[f->index / 64] &= ~(1ULL << (f->index % 64));
 	t->free_idx[t->nb_free++] = f->index;
 }
 
@@ -289,19 +295,25 @@ mbx_table_walk(struct mbx_table *t, uint32_t *cursor, uint32_t max, mbx_flow_cb 
 		*cursor = UINT32_MAX;
 		return 0;
 	}
-	/* Bounded by slots scanned, not entries found: a sparse table costs the same. */
+	/* bounded by slots covered, not entries found; empty words cost one read */
 	end = max > t->capacity - idx ? t->capacity : idx + max;
-	for (; idx < end; idx++) {
-		struct mbx_flow *f = slot(t, idx);
+	while (idx < end) {
+		uint64_t bits = t->used[idx / 64] & (~0ULL << (idx % 64));
 
-		if (!f->in_use)
+		if (bits == 0) {
+			idx = (idx / 64 + 1) * 64;
 			continue;
+		}
+		idx = (idx / 64) * 64 + (uint32_t)rte_bsf64(bits);
+		if (idx >= end)
+			break;
 		visited++;
-		rc = cb(f, arg);
+		rc = cb(slot(t, idx), arg);
 		if (rc != 0) {
 			*cursor = idx + 1 < t->capacity ? idx + 1 : UINT32_MAX;
 			return -rc;
 		}
+		idx++;
 	}
 	*cursor = idx < t->capacity ? idx : UINT32_MAX;
 	return visited;

@@ -150,6 +150,13 @@ uint32_t sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit,
 uint32_t sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,
 			uint64_t *dropped);
 
+/** The moves' peer listener (sb_move.c), on @p addr (NULL: 127.0.0.1, any port). */
+int sb_move_init(const char *addr);
+void sb_move_fini(void);
+/** Its address, host:port. */
+const char *sb_move_peer_addr(void);
+extern const struct sb_method sb_move_methods[];
+
 /** The events service's periodic work: deliver NOTIFY copies (sb_events.c). */
 void sb_events_pump(void);
 

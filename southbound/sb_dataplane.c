@@ -38,7 +38,7 @@ get_info(struct sb_call *call, const uint8_t *payload, size_t len)
 	r.lcores = rte_lcore_count();
 	r.workers = dp->nb_workers;
 	r.flows_per_worker = dp->flows;
-	r.peer_addr = "";
+	r.peer_addr = (char *)(uintptr_t)sb_move_peer_addr();
 	for (uint16_t i = 0; i < dp->nb_ports; i++) {
 		struct rte_eth_dev_info info;
 

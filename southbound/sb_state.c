@@ -18,7 +18,8 @@
 #include "mbx_state.h"
 
 /* Table slots per export slice, and record bytes per frame. */
-#define SLICE_SLOTS 4096
+#define SLICE_SLOTS 65536 /* table slots per export slice */
+#define SLICE_FLOWS 2048  /* flows per export slice */
 #define FRAME_BYTES (1u << 20)
 /* Records per import slice. */
 #define SLICE_RECS 1024
@@ -184,6 +185,7 @@ start_get(struct sb_call *call, const char *nf, const Mbx__V1__Filter *filter, b
 	j->x.nf = idx;
 	j->x.del = del;
 	j->x.max_slots = SLICE_SLOTS;
+	j->x.max_flows = SLICE_FLOWS;
 	j->del_only = del_only;
 	if (!del_only) {
 		j->x.cap = FRAME_BYTES;

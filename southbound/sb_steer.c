@@ -48,29 +48,34 @@ set_route(struct sb_call *call, const uint8_t *payload, size_t len)
 	}
 	rec = (struct mbx_state_rec *)buf;
 	routes = mbx__v1__steer_routes__unpack(NULL, rec->state_len, rec->state);
-	list = calloc(routes ? routes->n_routes + 1 : 1, sizeof(*list));
+	list = calloc(routes ? routes->n_routes + 2 : 2, sizeof(*list));
 	if (routes == NULL || list == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* the new table: the old routes, the one of this filter replaced or removed */
+	/* the new table: a new route first (the newest decision wins over older,
+	 * wider ones: a flow moved out of a prefix), then the old routes, the one
+	 * of this filter replaced or removed */
 	orig = routes->routes;
 	orig_n = routes->n_routes;
 	found = routes->n_routes;
 	for (size_t i = 0; i < routes->n_routes; i++) {
 		if (mbx_filter_from_pb(routes->routes[i]->filter, &have) == 0 &&
-		    memcmp(&have, &want, sizeof(have)) == 0) {
+		    memcmp(&have, &want, sizeof(have)) == 0)
 			found = i;
-			if (req->remove)
-				continue;
-			routes->routes[i]->port = req->port;
-		}
-		list[n++] = routes->routes[i];
 	}
 	if (found == routes->n_routes && !req->remove) {
 		route.filter = req->filter;
 		route.port = req->port;
 		list[n++] = &route;
+	}
+	for (size_t i = 0; i < routes->n_routes; i++) {
+		if (i == found) {
+			if (req->remove)
+				continue;
+			routes->routes[i]->port = req->port;
+		}
+		list[n++] = routes->routes[i];
 	}
 	routes->n_routes = n;
 	routes->routes = list;

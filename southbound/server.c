@@ -246,7 +246,8 @@ static const struct sb_method *
 find_method(const char *path)
 {
 	static const struct sb_method *const services[] = {sb_dataplane_methods, sb_state_methods,
-							   sb_events_methods, sb_steer_methods};
+							   sb_events_methods, sb_steer_methods,
+							   sb_move_methods};
 
 	for (unsigned int s = 0; s < RTE_DIM(services); s++)
 		for (const struct sb_method *m = services[s]; m->path != NULL; m++)
@@ -549,6 +550,8 @@ sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 		rc = load_token(o->control_token);
 	if (rc == 0)
 		rc = listen_on(o->control);
+	if (rc == 0)
+		rc = sb_move_init(o->peer);
 	if (rc < 0) {
 		event_base_free(sb.base);
 		return rc;
@@ -570,6 +573,7 @@ sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 
 	while ((c = TAILQ_FIRST(&sb.conns)) != NULL)
 		conn_close(c, NULL);
+	sb_move_fini();
 	sb_events_fini();
 	evconnlistener_free(sb.listener);
 	if (sb.unix_path[0] != '\0')

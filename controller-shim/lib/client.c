@@ -205,12 +205,11 @@ status_of(const ProtobufCMessage *m)
 }
 
 int
-mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
-	    ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
+mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+		ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
 {
 	uint8_t hdr[MBX_FRAME_HDR_LEN];
 	Mbx__V1__Envelope *env;
-	Mbx__V1__Status *st;
 	long n;
 	int rc;
 
@@ -254,15 +253,31 @@ mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc
 		snprintf(err, errlen, "undecodable response");
 		return -EPROTO;
 	}
-	st = status_of(*resp);
-	if (st != NULL && st->code != 0) {
-		snprintf(err, errlen, "%s", st->message);
-		rc = st->code > 0 ? -st->code : st->code;
+	return 0;
+}
+
+int
+mbxctl_status(const ProtobufCMessage *m, char *err, size_t errlen)
+{
+	Mbx__V1__Status *st = status_of(m);
+
+	if (st == NULL || st->code == 0)
+		return 0;
+	snprintf(err, errlen, "%s", st->message);
+	return st->code > 0 ? -st->code : st->code;
+}
+
+int
+mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+	    ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
+{
+	int rc = mbxctl_recv_raw(c, id, desc, resp, more, err, errlen);
+
+	if (rc == 0 && (rc = mbxctl_status(*resp, err, errlen)) < 0) {
 		protobuf_c_message_free_unpacked(*resp, NULL);
 		*resp = NULL;
-		return rc;
 	}
-	return 0;
+	return rc;
 }
 
 int

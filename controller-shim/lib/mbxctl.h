@@ -53,6 +53,13 @@ int64_t mbxctl_send(struct mbxctl *c, const char *method, const ProtobufCMessage
 int mbxctl_recv(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
 		ProtobufCMessage **resp, bool *more, char *err, size_t errlen);
 
+/** As mbxctl_recv(), but a non-zero Status is left to the caller (mbxctl_status()). */
+int mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **resp, bool *more, char *err, size_t errlen);
+
+/** The Status of a response: 0, or its -code with its message in @p err. */
+int mbxctl_status(const ProtobufCMessage *m, char *err, size_t errlen);
+
 /** A unary call: send, then the one response. Same returns as mbxctl_recv(). */
 int mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
 		const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp, char *err,
@@ -86,5 +93,34 @@ int mbxctl_chunk_write(FILE *f, const Mbx__V1__StateChunk *c);
 /** @return a chunk (free with mbx__v1__state_chunk__free_unpacked), NULL at the end or on error
  * (errno). */
 Mbx__V1__StateChunk *mbxctl_chunk_read(FILE *f);
+
+/* Moves (move.c). */
+
+#include "mbx/v1/move.pb-c.h"
+
+/** How to move, and where to report progress. */
+struct mbxctl_move_opts {
+	Mbx__V1__Guarantee guarantee;
+	Mbx__V1__MoveMode mode; /**< p2p, or through a relay in this process */
+	bool copy;		/**< copy the state: no reroute, no delete */
+	uint32_t steer_port;	/**< the steering port that leads to the destination */
+	uint32_t timeout_ms;	/**< 0: the instances' default */
+	/** Called for each step, with a line for people (may be NULL). */
+	void (*progress)(void *arg, Mbx__V1__MovePhase phase, const char *line);
+	void *arg;
+};
+
+/**
+ * Move (or copy) the flows of @p filter from @p src to @p dst: ExpectMove on
+ * the destination, StartMove on the source and, once the source reports
+ * STATE_SENT, Steer.SetRoute on @p steer (NULL: the caller reroutes).
+ * @param summary out: the source's summary (free with
+ *   mbx__v1__move_summary__free_unpacked), also when the move failed.
+ * @return 0 when the move is done; -errno (the source's status for a failed
+ *   move) with a reason in @p err.
+ */
+int mbxctl_move(struct mbxctl *src, struct mbxctl *dst, struct mbxctl *steer,
+		const Mbx__V1__Filter *filter, const struct mbxctl_move_opts *o,
+		Mbx__V1__MoveSummary **summary, char *err, size_t errlen);
 
 #endif /* MBXCTL_H */

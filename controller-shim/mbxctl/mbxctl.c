@@ -9,6 +9,8 @@
  *   mbxctl --at ADDR events enable --filter F --action drop|buffer|notify|process [--limit N]
  *   mbxctl --at ADDR events disable (--rule ID | --filter F) [--release in-order|drop]
  *   mbxctl --at ADDR events watch [--count N]
+ *   mbxctl --ctl ADDR instances
+ *   mbxctl --ctl ADDR move|copy --from A --to B [--filter F] [--guarantee G] [--mode M]
  *
  * Output is JSON: one object, or for state and events one per line.
  */
@@ -20,6 +22,7 @@
 
 #include "mbx/v1/dataplane.pb-c.h"
 #include "mbx/v1/events.pb-c.h"
+#include "mbx/v1/move.pb-c.h"
 #include "mbx/v1/state.pb-c.h"
 #include "mbx_filter_str.h"
 #include "mbxctl.h"
@@ -30,6 +33,11 @@
 
 struct args {
 	const char *at;
+	const char *ctl;
+	const char *from;
+	const char *to;
+	const char *guarantee;
+	const char *mode;
 	const char *token_file;
 	const char *nf;
 	const char *scope;
@@ -47,22 +55,30 @@ struct args {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: mbxctl [--at ADDR] [--token FILE] COMMAND [options]\n"
-		   "  ADDR: unix:PATH or HOST:PORT (default: $MBX_AT)\n\n"
-		   "Commands:\n"
-		   "  info                      the instance: version, workers, ports, NF chain\n"
-		   "  stats                     counters of ports, workers, NFs, events\n"
-		   "  get-state                 export state as JSON Lines, or with -o FILE as "
-		   "binary\n"
-		   "      [--nf NF] [--scope per-flow|multi-flow|all-flows|all] [--filter F] "
-		   "[--delete]\n"
-		   "  put-state -i FILE         import a file written by get-state -o\n"
-		   "  del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]\n"
-		   "  events enable --filter F --action drop|buffer|notify|process [--limit N]\n"
-		   "  events disable (--rule ID | --filter F) [--release in-order|drop]\n"
-		   "  events watch [--count N]  print NOTIFY copies as JSON Lines\n\n"
-		   "Filters: "
-		   "src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
+	fprintf(f,
+		"Usage: mbxctl [--at ADDR] [--token FILE] COMMAND [options]\n"
+		"  ADDR: unix:PATH or HOST:PORT (default: $MBX_AT)\n\n"
+		"Commands:\n"
+		"  info                      the instance: version, workers, ports, NF chain\n"
+		"  stats                     counters of ports, workers, NFs, events\n"
+		"  get-state                 export state as JSON Lines, or with -o FILE as "
+		"binary\n"
+		"      [--nf NF] [--scope per-flow|multi-flow|all-flows|all] [--filter F] "
+		"[--delete]\n"
+		"  put-state -i FILE         import a file written by get-state -o\n"
+		"  del-state [--nf NF] [--scope per-flow|multi-flow] [--filter F]\n"
+		"  events enable --filter F --action drop|buffer|notify|process [--limit N]\n"
+		"  events disable (--rule ID | --filter F) [--release in-order|drop]\n"
+		"  events watch [--count N]  print NOTIFY copies as JSON Lines\n\n"
+		"Controller commands (mbxctld at --ctl ADDR, default $MBX_CTL):\n"
+		"  instances                 the instances the controller knows\n"
+		"  move --from A --to B [--filter F] [--guarantee none|lf|lf,op] [--mode "
+		"p2p|controller]\n"
+		"                            move flows and their state; progress, then a JSON "
+		"summary\n"
+		"  copy --from A --to B [--filter F]   copy state, nothing rerouted or deleted\n\n"
+		"Filters: "
+		"src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
 }
 
 static int
@@ -407,6 +423,75 @@ events(struct mbxctl *c, const char *sub, const struct args *a)
 	return 2;
 }
 
+static int
+parse_guarantee(const char *s, Mbx__V1__Guarantee *g)
+{
+	if (s == NULL || strcmp(s, "lf,op") == 0 || strcmp(s, "loss-free,order-preserving") == 0)
+		*g = MBX__V1__GUARANTEE__GUARANTEE_LOSS_FREE_ORDER_PRESERVING;
+	else if (strcmp(s, "lf") == 0 || strcmp(s, "loss-free") == 0)
+		*g = MBX__V1__GUARANTEE__GUARANTEE_LOSS_FREE;
+	else if (strcmp(s, "none") == 0)
+		*g = MBX__V1__GUARANTEE__GUARANTEE_NONE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* move or copy through mbxctld: progress lines on stderr, the summary as JSON on stdout */
+static int
+move(struct mbxctl *c, const struct args *a, bool copy)
+{
+	Mbx__V1__MoveRequest req = MBX__V1__MOVE_REQUEST__INIT;
+	struct mbx_filter_pb flt;
+	const char *method = copy ? "/mbx.v1.Controller/Copy" : "/mbx.v1.Controller/Move";
+	char err[256];
+	bool more = true;
+	int64_t id;
+	int rc = 0;
+
+	if (a->from == NULL || a->to == NULL || parse_guarantee(a->guarantee, &req.guarantee) < 0 ||
+	    (a->mode != NULL && strcmp(a->mode, "p2p") != 0 &&
+	     strcmp(a->mode, "controller") != 0) ||
+	    mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
+		fprintf(stderr,
+			"mbxctl: %s needs --from and --to; --guarantee none|lf|lf,op; "
+			"--mode p2p|controller; a valid --filter\n",
+			copy ? "copy" : "move");
+		return 2;
+	}
+	req.from = (char *)(uintptr_t)a->from;
+	req.to = (char *)(uintptr_t)a->to;
+	req.filter = &flt.f;
+	req.mode = a->mode && strcmp(a->mode, "controller") == 0
+			   ? MBX__V1__MOVE_MODE__MOVE_MODE_CONTROLLER
+			   : MBX__V1__MOVE_MODE__MOVE_MODE_P2P;
+	id = mbxctl_send(c, method, &req.base);
+	if (id < 0)
+		return fail((int)id, method, "send");
+	while (more) {
+		Mbx__V1__MoveResponse *r;
+
+		rc = mbxctl_recv_raw(c, id, &mbx__v1__move_response__descriptor,
+				     (ProtobufCMessage **)&r, &more, err, sizeof(err));
+		if (rc < 0)
+			return fail(rc, method, err);
+		if (r->progress != NULL && r->progress[0] != '\0')
+			fprintf(stderr, "%s\n", r->progress);
+		rc = mbxctl_status(&r->base, err, sizeof(err));
+		if (!more) {
+			if (r->summary != NULL) {
+				mbxctl_print_json(stdout, &r->summary->base);
+				putchar('\n');
+			}
+			if (rc < 0)
+				fprintf(stderr, "mbxctl: %s failed: %s\n", copy ? "copy" : "move",
+					err);
+		}
+		mbx__v1__move_response__free_unpacked(r, NULL);
+	}
+	return rc < 0 ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -422,13 +507,19 @@ main(int argc, char **argv)
 		{"rule", required_argument, NULL, 'r'},
 		{"limit", required_argument, NULL, 'l'},
 		{"count", required_argument, NULL, 'c'},
+		{"ctl", required_argument, NULL, 'C'},
+		{"from", required_argument, NULL, 'F'},
+		{"to", required_argument, NULL, 'O'},
+		{"guarantee", required_argument, NULL, 'G'},
+		{"mode", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct args a = {.at = getenv("MBX_AT")};
+	struct args a = {.at = getenv("MBX_AT"), .ctl = getenv("MBX_CTL")};
 	struct mbxctl *c;
 	char *token = NULL;
 	const char *cmd;
+	bool ctl_cmd;
 	int opt, rc;
 
 	/* options may come before or after the command */
@@ -473,6 +564,21 @@ main(int argc, char **argv)
 		case 'i':
 			a.in = optarg;
 			break;
+		case 'C':
+			a.ctl = optarg;
+			break;
+		case 'F':
+			a.from = optarg;
+			break;
+		case 'O':
+			a.to = optarg;
+			break;
+		case 'G':
+			a.guarantee = optarg;
+			break;
+		case 'M':
+			a.mode = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -481,13 +587,22 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind >= argc || a.at == NULL) {
-		fprintf(stderr, "mbxctl: %s\n",
-			a.at == NULL ? "no --at ADDR (or $MBX_AT)" : "no command");
+	if (optind >= argc) {
+		fprintf(stderr, "mbxctl: no command\n");
 		usage(stderr);
 		return 2;
 	}
 	cmd = argv[optind];
+	/* the controller's commands go to mbxctld, the others to an instance */
+	ctl_cmd = strcmp(cmd, "move") == 0 || strcmp(cmd, "copy") == 0 ||
+		  strcmp(cmd, "instances") == 0;
+	if (ctl_cmd)
+		a.at = a.ctl;
+	if (a.at == NULL) {
+		fprintf(stderr, "mbxctl: %s\n",
+			ctl_cmd ? "no --ctl ADDR (or $MBX_CTL)" : "no --at ADDR (or $MBX_AT)");
+		return 2;
+	}
 	if (a.token_file != NULL && (token = mbxctl_read_token(a.token_file)) == NULL) {
 		fprintf(stderr, "mbxctl: --token %s: %s\n", a.token_file, strerror(errno));
 		return 1;
@@ -514,6 +629,13 @@ main(int argc, char **argv)
 		rc = put_state(c, &a);
 	} else if (strcmp(cmd, "del-state") == 0) {
 		rc = del_state(c, &a);
+	} else if (strcmp(cmd, "move") == 0 || strcmp(cmd, "copy") == 0) {
+		rc = move(c, &a, strcmp(cmd, "copy") == 0);
+	} else if (strcmp(cmd, "instances") == 0) {
+		Mbx__V1__ListInstancesRequest r = MBX__V1__LIST_INSTANCES_REQUEST__INIT;
+
+		rc = unary(c, "/mbx.v1.Controller/ListInstances", &r.base,
+			   &mbx__v1__list_instances_response__descriptor);
 	} else if (strcmp(cmd, "events") == 0 && optind + 1 < argc) {
 		rc = events(c, argv[optind + 1], &a);
 	} else {

@@ -339,8 +339,10 @@ nat_flow_free(struct mbx_nf_ctx *c, struct mbx_flow *f)
 
 	if (!st->mapped)
 		return;
-	nat_port_release(nat->pool, c->priv, st->in_addr, st->ext_addr, st->ext_port);
+	if (!st->foreign)
+		nat_port_release(nat->pool, c->priv, st->in_addr, st->ext_addr, st->ext_port);
 	st->mapped = 0;
+	st->foreign = 0;
 	c->counters[NAT_CTR_FREED]++;
 }
 

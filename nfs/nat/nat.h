@@ -48,6 +48,7 @@ struct nat_flow {
 	uint16_t l4_delta;   /**< TCP/UDP/ICMP checksum delta */
 	uint8_t mapped;
 	uint8_t proto;
+	uint8_t foreign; /**< imported from outside this pool: nothing to give back */
 };
 
 /** Can NAT translate the flow of @p p (TCP, UDP, ICMP echo request)? */

@@ -75,6 +75,12 @@ nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_
 		goto out;
 	rc = nat_port_claim(nat->pool, c->priv, c->worker, in_addr, ext_addr,
 			    rte_cpu_to_be_16((uint16_t)m->ext_port));
+	if (rc == -EINVAL) {
+		/* another instance's port (instances sharing an address split the
+		 * ports): the flow keeps it, and this pool never hands it out */
+		st->foreign = 1;
+		rc = 0;
+	}
 	if (rc == 0)
 		nat_flow_set(st, k, ext_addr, rte_cpu_to_be_16((uint16_t)m->ext_port));
 out:
@@ -206,6 +212,8 @@ nat_multi_put(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_
 			rc = nat_block_reserve(
 				nat->pool, c->priv, c->worker, host, addr,
 				rte_cpu_to_be_16((uint16_t)m->blocks[i]->first_port));
+		if (rc == -EINVAL)
+			rc = 0; /* another instance's block: nothing to reserve here */
 		if (rc < 0) {
 			/* all or nothing: give back what this call took */
 			nat_host_trim(nat->pool, c->priv, host);

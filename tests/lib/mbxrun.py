@@ -84,6 +84,18 @@ class Proc:
                         raise
         return self.tel
 
+    def control(self, timeout=30.0):
+        """The address of mbxd's default control socket, once it exists."""
+        path = os.path.join(RUNTIME, self.prefix, "mbx.sock")
+
+        def up():
+            if self.p.poll() is not None:
+                raise RuntimeError("process exited with %s; see %s" % (self.p.returncode,
+                                                                       self.log_path))
+            return os.path.exists(path)
+        wait_until(up, timeout, what="the control socket of " + self.prefix)
+        return "unix:" + path
+
     def query(self, cmd, params=None, timeout=10.0):
         """Run a telemetry command. The socket comes up during EAL init, before the
         application registers its commands, which answer null until then: wait."""

@@ -10,4 +10,4 @@ The protobuf modules (mbx.v1.*_pb2) are generated from proto/ at build time
 into build/controller-shim/python: put that directory on PYTHONPATH and run
 with Debian's /usr/bin/python3 (python3-protobuf).
 """
-from .client import Client, MbxError, parse_filter, flow_key, key_str  # noqa: F401
+from .client import Client, Controller, MbxError, parse_filter, flow_key, key_str  # noqa: F401

@@ -258,3 +258,34 @@ class Client:
             return None
         m.ParseFromString(chunk.state)
         return m
+
+
+class Controller(Client):
+    """A client of mbxctld (service mbx.v1.Controller)."""
+
+    def instances(self):
+        return self.call("/mbx.v1.Controller/ListInstances").instances
+
+    def register(self, name, control, steer_port=0):
+        from mbx.v1 import move_pb2
+        self.call("/mbx.v1.Controller/RegisterInstance",
+                  instance=move_pb2.Instance(name=name, control=control, steer_port=steer_port))
+
+    def move(self, src, dst, filter="", guarantee="lf,op", mode="p2p", copy=False,
+             progress=None):
+        """Move (or copy) flows from instance src to dst; returns the MoveSummary.
+        guarantee: "none", "lf" or "lf,op"; mode: "p2p" or "controller"; progress(line) is
+        called for each step. A failed move raises MbxError (the flows stay at src)."""
+        from mbx.v1 import move_pb2
+        g = {"none": move_pb2.GUARANTEE_NONE, "lf": move_pb2.GUARANTEE_LOSS_FREE,
+             "lf,op": move_pb2.GUARANTEE_LOSS_FREE_ORDER_PRESERVING}[guarantee]
+        m = {"p2p": move_pb2.MOVE_MODE_P2P, "controller": move_pb2.MOVE_MODE_CONTROLLER}[mode]
+        path = "/mbx.v1.Controller/Copy" if copy else "/mbx.v1.Controller/Move"
+        summary = None
+        for r in self.stream(path, **{"from": src}, to=dst, filter=parse_filter(filter),
+                             guarantee=g, mode=m):
+            if progress is not None and r.progress:
+                progress(r.progress)
+            if r.HasField("summary"):
+                summary = r.summary
+        return summary

@@ -1,0 +1,1268 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * service Move and the peer channel: moving and copying flows between
+ * instances, peer to peer (proto/mbx/v1/move.proto, docs/migration.md).
+ *
+ * Source (StartMove): connect to the destination's peer listener; put a
+ * REDIRECT rule on the filter (DROP for guarantee none, nothing for a copy)
+ * whose packets wait on the move's ring; export the state -- all-flows and
+ * multi-flow pieces the NFs want moved, then per-flow, deleted in the same
+ * step unless copying -- onto the peer stream, keeping the exported flows
+ * for a rollback; wait until the destination installed it (STATE_SENT: the
+ * controller reroutes now); stream the ring in order; once every worker
+ * has met the move's marker, send END; on the destination's last ack, the
+ * move is DONE. Until the destination acknowledged the state, any failure
+ * rolls back: the flows are imported again and the held packets handed back
+ * to their workers.
+ *
+ * Destination (ExpectMove, then the peer stream): hold the filter's packets
+ * that arrive directly (a BUFFER rule); install the state as it comes (all
+ * or nothing: undone if any of it is refused); inject the redirected
+ * packets, in stream order, into the hand-off rings of the workers that own
+ * their flows, flagged so the BUFFER rule lets them by; release the held
+ * packets in arrival order after the state (loss-free, none) or after END
+ * (loss-free and order-preserving).
+ *
+ * Main lcore only, driven by the control loop: a move's steps are events.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <rte_cycles.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_ring.h>
+#include <rte_pause.h>
+
+#include "mbx/v1/move.pb-c.h"
+#include "mbx_ctrl.h"
+#include "mbx_frame.h"
+#include "mbx_marker.h"
+#include "mbx_move.h"
+#include "mbx_sb.h"
+#include "mbx_state.h"
+
+RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
+#define MOVE_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_##level, move_logtype, "mbx.move: " fmt "\n", ##__VA_ARGS__)
+
+#define PEER_METHOD	   "/mbx.v1.Peer/Stream"
+#define PEER_FRAME_MAX	   (64u << 20)
+#define PEER_OUT_HIGH	   (8u << 20)
+#define PEER_OUT_LOW	   (1u << 20)
+#define STATE_BYTES	   (1u << 20) /* state per peer frame */
+#define SLICE_SLOTS	   65536      /* table slots per export slice */
+#define SLICE_FLOWS	   2048	      /* flows per export slice */
+#define PKTS_PER_FRAME	   256
+#define DEFAULT_LIMIT	   65536
+#define DEFAULT_TIMEOUT_MS 10000
+#define MARKERS_MAX	   64 /* marker copies per worker (TX paths of the steering port) */
+
+enum role {
+	ROLE_SRC,
+	ROLE_DST,
+};
+
+enum src_step {
+	SRC_CONNECTING,
+	SRC_EXPORT,
+	SRC_WAIT_STATE,
+	SRC_STREAM,
+	SRC_WAIT_END,
+};
+
+struct peer_conn;
+
+struct move {
+	uint64_t id;
+	enum role role;
+	struct mbx_filter filter;
+	Mbx__V1__Guarantee guarantee;
+	bool copy;
+	struct peer_conn *conn;
+	struct event *tick;	/* the next step (source) or pending injections (destination) */
+	struct event *deadline; /* gives up */
+	uint64_t tsc_start, tsc_connected, tsc_state, tsc_marked, tsc_end;
+	uint64_t start_unix_us;
+	uint64_t flows, chunks, state_bytes, redirected, buffered, dropped;
+	bool failed;
+	/* source */
+	struct sb_call *call; /* the StartMove stream; NULL once its client left */
+	enum src_step step;
+	struct mbx_move_rt rt;
+	bool rt_added;
+	uint32_t rule;
+	uint64_t drops_before; /* event_dropped when a DROP rule started */
+	int stage;	       /* export: all-flows, multi-flow (per NF), per-flow */
+	int nf;
+	uint16_t worker;
+	struct mbx_export x;
+	struct sb_chunks set;
+	uint8_t *rollback[RTE_MAX_LCORE]; /* exported and deleted per-flow records, by worker */
+	size_t rb_len[RTE_MAX_LCORE], rb_cap[RTE_MAX_LCORE];
+	uint16_t marker_count;
+	uint64_t markers_seen[RTE_MAX_LCORE]; /* bit per marker index, per worker */
+	uint32_t workers_marked;
+	/* destination */
+	uint32_t buffer_rule;
+	struct sb_import *im;
+	struct rte_mbuf **pend; /* redirected packets waiting for room in a hand-off ring */
+	size_t pend_head, pend_tail, pend_cap;
+	bool ended;
+};
+
+struct peer_conn {
+	struct bufferevent *bev;
+	struct move *mv; /* NULL until the destination reads the hello */
+	bool closing;	 /* free once the output is sent */
+};
+
+static struct {
+	struct evconnlistener *listener;
+	char addr[64];
+	struct move *moves[MBX_MOVES_MAX];
+	uint64_t seq;
+} mv_g;
+
+static double
+ms_between(uint64_t a, uint64_t b)
+{
+	return a == 0 || b < a ? 0.0 : (double)(b - a) * 1000.0 / (double)rte_get_timer_hz();
+}
+
+const char *
+sb_move_peer_addr(void)
+{
+	return mv_g.addr;
+}
+
+static struct move *
+find_move(uint64_t id, enum role role)
+{
+	for (int i = 0; i < MBX_MOVES_MAX; i++)
+		if (mv_g.moves[i] != NULL && mv_g.moves[i]->id == id && mv_g.moves[i]->role == role)
+			return mv_g.moves[i];
+	return NULL;
+}
+
+/* Any running move whose flows may overlap @f? */
+static bool
+overlaps(const struct mbx_filter *f)
+{
+	for (int i = 0; i < MBX_MOVES_MAX; i++)
+		if (mv_g.moves[i] != NULL && mbx_filter_overlap(&mv_g.moves[i]->filter, f))
+			return true;
+	return false;
+}
+
+static void
+conn_free(struct peer_conn *c)
+{
+	if (c == NULL)
+		return;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Detach the connection from its move; close it once what is queued is sent. */
+static void
+conn_release(struct peer_conn *c)
+{
+	if (c == NULL)
+		return;
+	c->mv = NULL;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_free(c);
+	else
+		c->closing = true;
+}
+
+static int
+peer_send(struct peer_conn *c, Mbx__V1__PeerMessage *msg)
+{
+	Mbx__V1__Envelope env = MBX__V1__ENVELOPE__INIT;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	size_t plen = mbx__v1__peer_message__get_packed_size(msg), n;
+	uint8_t *payload = malloc(plen + 1);
+
+	if (payload == NULL)
+		return -ENOMEM;
+	mbx__v1__peer_message__pack(msg, payload);
+	env.call_id = msg->move_id;
+	env.method = PEER_METHOD;
+	env.payload = (ProtobufCBinaryData){plen, payload};
+	n = mbx_frame_size(&env);
+	if (evbuffer_reserve_space(out, n, &v, 1) < 1) {
+		free(payload);
+		return -ENOMEM;
+	}
+	v.iov_len = mbx_frame_pack(&env, v.iov_base);
+	evbuffer_commit_space(out, &v, 1);
+	free(payload);
+	return 0;
+}
+
+static void
+send_ack(struct move *mv, int err, const char *why, bool end)
+{
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerAck ack = MBX__V1__PEER_ACK__INIT;
+	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
+
+	st.code = err;
+	st.message = (char *)(uintptr_t)(why ? why : "");
+	ack.status = &st;
+	ack.end = end;
+	ack.buffered = mv->buffered;
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_ACK;
+	m.ack = &ack;
+	peer_send(mv->conn, &m);
+}
+
+static bool
+peer_congested(const struct move *mv)
+{
+	return evbuffer_get_length(bufferevent_get_output(mv->conn->bev)) > PEER_OUT_HIGH;
+}
+
+/* Source: tell the StartMove client where the move is. */
+static void
+report(struct move *mv, Mbx__V1__MovePhase phase, bool last, int err, const char *why)
+{
+	Mbx__V1__StartMoveResponse r = MBX__V1__START_MOVE_RESPONSE__INIT;
+	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
+	Mbx__V1__MoveSummary s = MBX__V1__MOVE_SUMMARY__INIT;
+
+	if (mv->call == NULL)
+		return;
+	st.code = err;
+	st.message = (char *)(uintptr_t)(why ? why : "");
+	r.status = &st;
+	r.phase = phase;
+	if (last) {
+		s.move_id = mv->id;
+		s.flows = mv->flows;
+		s.chunks = mv->chunks;
+		s.state_bytes = mv->state_bytes;
+		s.redirected = mv->redirected;
+		s.buffered = mv->buffered;
+		s.dropped = mv->dropped;
+		s.connect_ms = ms_between(mv->tsc_start, mv->tsc_connected);
+		s.state_ms = ms_between(mv->tsc_connected, mv->tsc_state);
+		s.marker_ms = ms_between(mv->tsc_state, mv->tsc_marked);
+		s.end_ms = ms_between(mv->tsc_marked ? mv->tsc_marked : mv->tsc_state, mv->tsc_end);
+		s.total_ms = ms_between(mv->tsc_start,
+					mv->tsc_end ? mv->tsc_end : rte_get_timer_cycles());
+		s.start_unix_us = mv->start_unix_us;
+		s.rolled_back = mv->failed && mv->step <= SRC_WAIT_STATE;
+		r.summary = &s;
+	}
+	if (sb_reply(mv->call, &r.base, !last) < 0 || last)
+		mv->call = NULL;
+}
+
+static void
+forget(struct move *mv)
+{
+	for (int i = 0; i < MBX_MOVES_MAX; i++)
+		if (mv_g.moves[i] == mv)
+			mv_g.moves[i] = NULL;
+	if (mv->tick != NULL)
+		event_free(mv->tick);
+	if (mv->deadline != NULL)
+		event_free(mv->deadline);
+	conn_release(mv->conn);
+	free(mv->x.buf);
+	sb_chunks_fini(&mv->set);
+	for (int i = 0; i < RTE_MAX_LCORE; i++)
+		free(mv->rollback[i]);
+	sb_import_free(mv->im);
+	for (size_t i = mv->pend_head; i < mv->pend_tail; i++)
+		rte_pktmbuf_free(mv->pend[i]);
+	free(mv->pend);
+	free(mv);
+}
+
+static int
+noop_parked(struct mbx_dp *dp, void *arg)
+{
+	(void)dp;
+	(void)arg;
+	return 0;
+}
+
+/* Source: drop the redirect (or drop) rule and the ring, counting what is left. */
+static void
+src_teardown(struct move *mv)
+{
+	void *e;
+
+	if (mv->rule != 0) {
+		sb_rule_remove(mv->rule, NULL, true, NULL, NULL);
+		mv->rule = 0;
+	}
+	if (mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE && !mv->copy)
+		mv->dropped += mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED) - mv->drops_before;
+	if (mv->rt_added) {
+		mbx_move_rt_del(&mv->rt);
+		/* no worker holds the move any more once every worker was parked */
+		mbx_ctrl_park_all(sb_dp(), noop_parked, NULL);
+		mv->rt_added = false;
+	}
+	if (mv->rt.ring != NULL) {
+		while (rte_ring_dequeue(mv->rt.ring, &e) == 0) {
+			uint16_t w, i, n;
+
+			if (!mbx_move_token(e, &w, &i, &n)) {
+				rte_pktmbuf_free(e);
+				mv->dropped++;
+			}
+		}
+		rte_ring_free(mv->rt.ring);
+		mv->rt.ring = NULL;
+	}
+	mv->dropped += atomic_load(&mv->rt.overflow);
+}
+
+/* Workers parked: take the rule away and give the held packets back to their workers. */
+static int
+rollback_parked(struct mbx_dp *dp, void *arg)
+{
+	struct move *mv = arg;
+	void *e;
+
+	for (uint16_t w = 0; w < dp->nb_workers; w++) {
+		struct mbx_events *ev = &dp->workers[w]->ev;
+		uint16_t k = 0;
+
+		for (uint16_t i = 0; i < ev->n; i++)
+			if (ev->rules[i].id != mv->rule)
+				ev->rules[k++] = ev->rules[i];
+		ev->n = k;
+	}
+	mv->rule = 0;
+	while (mv->rt.ring != NULL && rte_ring_dequeue(mv->rt.ring, &e) == 0) {
+		uint16_t w, i, n;
+
+		if (mbx_move_token(e, &w, &i, &n))
+			continue;
+		if (rte_ring_mp_enqueue(dp->workers[mbx_owner(dp, mbx_pkt(e))]->handoff, e) != 0) {
+			rte_pktmbuf_free(e);
+			mv->dropped++;
+		}
+	}
+	return 0;
+}
+
+/* Source: the destination does not have the flows: take them back. */
+static void
+src_rollback(struct move *mv)
+{
+	struct mbx_dp *dp = sb_dp();
+
+	/* the state first, while its packets still wait on the ring */
+	for (uint16_t w = 0; w < dp->nb_workers; w++) {
+		size_t off = 0;
+
+		while (off < mv->rb_len[w]) {
+			struct mbx_undo *undo = malloc(sizeof(*undo) * 1024);
+			struct mbx_import im = {0};
+			const uint8_t *p = mv->rollback[w] + off;
+			uint32_t n = 0;
+
+			while (p < mv->rollback[w] + mv->rb_len[w] && n < 1024) {
+				p = (const uint8_t *)mbx_state_rec_next((const void *)p);
+				n++;
+			}
+			im.recs = mv->rollback[w] + off;
+			im.len = p - im.recs;
+			im.undo = undo;
+			if (undo == NULL ||
+			    mbx_ctrl_call(dp->workers[w], mbx_state_import, &im) < 0)
+				MOVE_LOG(ERR, "move %" PRIu64 ": could not take back %u flows",
+					 mv->id, n);
+			free(undo);
+			off += im.len;
+		}
+	}
+	if (mv->rule != 0)
+		mbx_ctrl_park_all(dp, rollback_parked, mv);
+}
+
+static void
+src_finish(struct move *mv, int err, const char *why)
+{
+	mv->failed = err != 0;
+	if (mv->failed) {
+		MOVE_LOG(WARNING, "move %" PRIu64 " failed: %s", mv->id, why);
+		if (mv->step <= SRC_WAIT_STATE && !mv->copy)
+			src_rollback(mv);
+	}
+	src_teardown(mv);
+	mv->tsc_end = rte_get_timer_cycles();
+	report(mv,
+	       mv->failed ? MBX__V1__MOVE_PHASE__MOVE_PHASE_FAILED
+			  : MBX__V1__MOVE_PHASE__MOVE_PHASE_DONE,
+	       true, err, why);
+	forget(mv);
+}
+
+/* Destination: stop holding; what was held is processed in order. */
+static void
+dst_release(struct move *mv)
+{
+	uint64_t released = 0;
+
+	if (mv->buffer_rule == 0)
+		return;
+	sb_rule_remove(mv->buffer_rule, NULL, false, &released, NULL);
+	mv->buffered += released;
+	mv->buffer_rule = 0;
+}
+
+static void
+dst_finish(struct move *mv, const char *why)
+{
+	if (why != NULL)
+		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s", mv->id, why);
+	if (!mv->ended && mv->im != NULL && why != NULL)
+		sb_import_undo(mv->im); /* the source takes the flows back */
+	dst_release(mv);
+	forget(mv);
+}
+
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct move *mv = arg;
+
+	(void)fd;
+	(void)what;
+	if (mv->role == ROLE_SRC)
+		src_finish(mv, ETIMEDOUT, "timed out waiting for the destination or the marker");
+	else
+		dst_finish(mv, "timed out waiting for the source");
+}
+
+/* Destination: hand pending redirected packets to their workers, in order. @return left. */
+static size_t
+dst_inject_pending(struct move *mv)
+{
+	struct mbx_dp *dp = sb_dp();
+
+	while (mv->pend_head < mv->pend_tail) {
+		struct rte_mbuf *m = mv->pend[mv->pend_head];
+
+		if (rte_ring_mp_enqueue(dp->workers[mbx_owner(dp, mbx_pkt(m))]->handoff, m) != 0)
+			break; /* that worker's ring is full: later, to keep the order */
+		mv->pend_head++;
+	}
+	if (mv->pend_head == mv->pend_tail)
+		mv->pend_head = mv->pend_tail = 0;
+	return mv->pend_tail - mv->pend_head;
+}
+
+static void
+dst_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct move *mv = arg;
+	struct timeval tv = {.tv_usec = 50};
+
+	(void)fd;
+	(void)what;
+	if (dst_inject_pending(mv) > 0)
+		event_add(mv->tick, &tv);
+}
+
+/* Destination: one redirected packet, as it arrived at the source. */
+static void
+dst_inject(struct move *mv, const Mbx__V1__PeerPacket *pp)
+{
+	struct mbx_dp *dp = sb_dp();
+	struct rte_mbuf *m = rte_pktmbuf_alloc(dp->mp);
+	uint16_t in_port = pp->in_port < dp->nb_ports ? (uint16_t)pp->in_port : 0;
+	struct mbx_pkt *p;
+	char *d;
+
+	if (m == NULL || (d = rte_pktmbuf_append(m, (uint16_t)pp->frame.len)) == NULL ||
+	    pp->frame.len > UINT16_MAX) {
+		rte_pktmbuf_free(m);
+		mv->dropped++;
+		return;
+	}
+	memcpy(d, pp->frame.data, pp->frame.len);
+	p = mbx_pkt(m);
+	if (mbx_parse(m) != MBX_PARSE_OK) {
+		rte_pktmbuf_free(m);
+		mv->dropped++;
+		return;
+	}
+	p->in_port = (uint8_t)in_port;
+	p->side = mbx_port_side(in_port);
+	p->out_port = (uint8_t)mbx_default_out(dp, in_port);
+	p->flow = NULL;
+	p->flow_new = 0;
+	p->drop = 0;
+	m->port = in_port;
+	m->ol_flags |= mbx_flag_redirected;
+	if (mv->pend_tail == mv->pend_cap) {
+		size_t cap = mv->pend_cap ? mv->pend_cap * 2 : 1024;
+		struct rte_mbuf **b = realloc(mv->pend, cap * sizeof(*b));
+
+		if (b == NULL) {
+			rte_pktmbuf_free(m);
+			mv->dropped++;
+			return;
+		}
+		mv->pend = b;
+		mv->pend_cap = cap;
+	}
+	mv->pend[mv->pend_tail++] = m;
+	mv->redirected++;
+}
+
+static void
+dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
+{
+	char msg[256];
+	int rc;
+
+	switch (m->body_case) {
+	case MBX__V1__PEER_MESSAGE__BODY_STATE:
+		for (size_t i = 0; i < m->state->n_chunks; i++) {
+			int err = sb_import_add(mv->im, m->state->chunks[i], -1, msg, sizeof(msg));
+
+			if (err != 0) {
+				send_ack(mv, err, msg, false);
+				dst_finish(mv, msg);
+				return;
+			}
+			mv->state_bytes += m->state->chunks[i]->state.len;
+		}
+		rc = sb_import_run(mv->im, msg, sizeof(msg));
+		if (rc < 0) {
+			send_ack(mv, -rc, msg, false);
+			dst_finish(mv, msg);
+		}
+		return;
+	case MBX__V1__PEER_MESSAGE__BODY_STATE_DONE:
+		mv->flows = m->state_done->flows;
+		send_ack(mv, 0, NULL, false);
+		/* without order to keep, what arrived directly goes as soon as the state is in */
+		if (mv->guarantee != MBX__V1__GUARANTEE__GUARANTEE_LOSS_FREE_ORDER_PRESERVING)
+			dst_release(mv);
+		return;
+	case MBX__V1__PEER_MESSAGE__BODY_PACKETS:
+		for (size_t i = 0; i < m->packets->n_packets; i++)
+			dst_inject(mv, m->packets->packets[i]);
+		if (dst_inject_pending(mv) > 0)
+			event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	case MBX__V1__PEER_MESSAGE__BODY_END: {
+		uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz();
+
+		/* every redirected packet is with its worker before the held ones are released */
+		while (dst_inject_pending(mv) > 0 && rte_get_timer_cycles() < deadline)
+			rte_pause();
+		mv->dropped += mv->pend_tail - mv->pend_head;
+		mv->ended = true;
+		dst_release(mv);
+		send_ack(mv, 0, NULL, true);
+		MOVE_LOG(INFO,
+			 "move %" PRIu64 ": %" PRIu64 " flows in, %" PRIu64 " redirected, %" PRIu64
+			 " held",
+			 mv->id, mv->flows, mv->redirected, mv->buffered);
+		dst_finish(mv, NULL);
+		return;
+	}
+	default:
+		dst_finish(mv, "unexpected message on the peer stream");
+	}
+}
+
+static void src_tick(evutil_socket_t fd, short what, void *arg);
+
+static void
+src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
+{
+	const Mbx__V1__PeerAck *ack = m->ack;
+
+	if (m->body_case != MBX__V1__PEER_MESSAGE__BODY_ACK || ack == NULL) {
+		src_finish(mv, EPROTO, "unexpected message from the destination");
+		return;
+	}
+	if (ack->status != NULL && ack->status->code != 0) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "the destination refused the state: %s",
+			 ack->status->message);
+		src_finish(mv, ack->status->code, why);
+		return;
+	}
+	if (!ack->end && mv->step == SRC_WAIT_STATE) {
+		/* the destination has the flows: no rollback from here on */
+		mv->tsc_state = rte_get_timer_cycles();
+		for (int i = 0; i < RTE_MAX_LCORE; i++) {
+			free(mv->rollback[i]);
+			mv->rollback[i] = NULL;
+			mv->rb_len[i] = mv->rb_cap[i] = 0;
+		}
+		mv->step = SRC_STREAM;
+		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STATE_SENT, false, 0, NULL);
+		event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	}
+	if (ack->end && mv->step == SRC_WAIT_END) {
+		mv->buffered = ack->buffered;
+		mv->tsc_end = rte_get_timer_cycles();
+		src_finish(mv, 0, NULL);
+		return;
+	}
+	src_finish(mv, EPROTO, "acknowledgement out of turn");
+}
+
+static void
+on_peer_read(struct bufferevent *bev, void *arg)
+{
+	struct peer_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (c->mv != NULL || !c->closing) {
+		uint8_t hdr[MBX_FRAME_HDR_LEN];
+		size_t avail = evbuffer_get_length(in);
+		Mbx__V1__Envelope *env;
+		Mbx__V1__PeerMessage *m = NULL;
+		struct move *mv;
+		long n;
+
+		if (avail < MBX_FRAME_HDR_LEN)
+			return;
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		n = mbx_frame_peek(hdr, sizeof(hdr), PEER_FRAME_MAX);
+		if (n > 0 && avail < (size_t)n)
+			return;
+		env = n > 0 ? mbx_frame_unpack(evbuffer_pullup(in, n), (size_t)n) : NULL;
+		if (n > 0)
+			evbuffer_drain(in, (size_t)n);
+		if (env != NULL)
+			m = mbx__v1__peer_message__unpack(NULL, env->payload.len,
+							  env->payload.data);
+		if (env != NULL)
+			mbx__v1__envelope__free_unpacked(env, NULL);
+		mv = c->mv;
+		if (m == NULL) {
+			MOVE_LOG(WARNING, "peer stream: bad frame; closing it");
+			if (mv != NULL && mv->role == ROLE_SRC)
+				src_finish(mv, EPROTO, "bad frame from the destination");
+			else if (mv != NULL)
+				dst_finish(mv, "bad frame from the source");
+			else
+				conn_free(c);
+			return;
+		}
+		if (mv == NULL) {
+			/* a new stream: its first message names the move it belongs to */
+			mv = m->body_case == MBX__V1__PEER_MESSAGE__BODY_HELLO
+				     ? find_move(m->move_id, ROLE_DST)
+				     : NULL;
+			if (mv == NULL || mv->conn != NULL) {
+				MOVE_LOG(WARNING, "peer stream for unexpected move %" PRIu64,
+					 m->move_id);
+				mbx__v1__peer_message__free_unpacked(m, NULL);
+				conn_free(c);
+				return;
+			}
+			mv->conn = c;
+			c->mv = mv;
+			mv->tsc_connected = rte_get_timer_cycles();
+		} else if (mv->role == ROLE_SRC) {
+			src_on_message(mv, m);
+		} else {
+			dst_on_message(mv, m);
+		}
+		mbx__v1__peer_message__free_unpacked(m, NULL);
+		if (c->mv == NULL)
+			return; /* the move ended; c is closing or freed */
+	}
+}
+
+static void
+on_peer_write(struct bufferevent *bev, void *arg)
+{
+	struct peer_conn *c = arg;
+
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	/* below the low watermark: a paused source goes on */
+	if (c->mv != NULL && c->mv->role == ROLE_SRC)
+		event_active(c->mv->tick, EV_TIMEOUT, 0);
+}
+
+static void
+on_peer_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer_conn *c = arg;
+	struct move *mv = c->mv;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+		Mbx__V1__PeerHello hello = MBX__V1__PEER_HELLO__INIT;
+		struct mbx_pb_filter f;
+
+		mv->tsc_connected = rte_get_timer_cycles();
+		hello.filter = mbx_filter_to_pb(&mv->filter, &f);
+		hello.guarantee = mv->guarantee;
+		hello.copy = mv->copy;
+		m.move_id = mv->id;
+		m.body_case = MBX__V1__PEER_MESSAGE__BODY_HELLO;
+		m.hello = &hello;
+		peer_send(c, &m);
+		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STARTED, false, 0, NULL);
+		/* redirect (or drop) the filter's packets before the first flow is exported */
+		if (!mv->copy) {
+			bool none = mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE;
+			char msg[128];
+
+			mv->drops_before = mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED);
+			mv->rule = sb_rule_add(none ? MBX_ACTION_DROP : MBX_ACTION_REDIRECT,
+					       &mv->filter, 0, none ? NULL : mbx_move_redirect,
+					       &mv->rt, msg, sizeof(msg));
+			if (mv->rule == 0) {
+				src_finish(mv, ENOSPC, msg);
+				return;
+			}
+		}
+		mv->step = SRC_EXPORT;
+		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_REDIRECTING, false, 0, NULL);
+		event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (mv == NULL) {
+		conn_free(c);
+		return;
+	}
+	if (mv->role == ROLE_DST) {
+		dst_finish(mv, "the source closed the peer stream before the end");
+		return;
+	}
+	src_finish(mv, ECONNRESET,
+		   mv->step == SRC_CONNECTING ? "the destination is unreachable"
+		   : mv->step <= SRC_WAIT_STATE
+			   ? "the destination closed the peer stream; the flows stay here"
+			   : "the destination closed the peer stream after taking the state");
+}
+
+static struct peer_conn *
+conn_new(struct bufferevent *bev, struct move *mv)
+{
+	struct peer_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->bev = bev;
+	c->mv = mv;
+	bufferevent_setcb(bev, on_peer_read, on_peer_write, on_peer_event, c);
+	bufferevent_setwatermark(bev, EV_WRITE, PEER_OUT_LOW, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+static void
+on_peer_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+	       void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(sb_base(), fd, BEV_OPT_CLOSE_ON_FREE);
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	if (bev == NULL || conn_new(bev, NULL) == NULL) {
+		if (bev != NULL)
+			bufferevent_free(bev);
+		else
+			evutil_closesocket(fd);
+	}
+}
+
+/* Source: records to one PeerState frame; per-flow records are kept for a rollback. */
+static int
+src_send_records(struct move *mv, const uint8_t *buf, size_t used, bool keep, uint16_t worker)
+{
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerState st = MBX__V1__PEER_STATE__INIT;
+	size_t off = 0, consumed;
+
+	if (keep && used > 0) {
+		size_t need = mv->rb_len[worker] + used;
+
+		if (need > mv->rb_cap[worker]) {
+			uint8_t *b = realloc(mv->rollback[worker], need * 2);
+
+			if (b == NULL)
+				return -ENOMEM;
+			mv->rollback[worker] = b;
+			mv->rb_cap[worker] = need * 2;
+		}
+		memcpy(mv->rollback[worker] + mv->rb_len[worker], buf, used);
+		mv->rb_len[worker] += used;
+	}
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE;
+	m.state = &st;
+	while (off < used) {
+		st.n_chunks = sb_chunks_fill(&mv->set, buf + off, used - off, &consumed);
+		st.chunks = mv->set.ptrs;
+		for (size_t i = 0; i < st.n_chunks; i++)
+			mv->state_bytes += st.chunks[i]->state.len;
+		mv->chunks += st.n_chunks;
+		off += consumed;
+		if (peer_send(mv->conn, &m) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static bool
+moves_scope(int nf, enum mbx_scope scope)
+{
+	uint8_t s = sb_dp()->chain.nf[nf].ops->move_scopes;
+
+	if (s == 0)
+		s = 1u << MBX_SCOPE_PER_FLOW | 1u << MBX_SCOPE_MULTI_FLOW;
+	return s & (1u << scope);
+}
+
+/* Source, SRC_EXPORT: one slice of state onto the peer stream. @return 0, or -errno. */
+static int
+src_export_step(struct move *mv)
+{
+	struct mbx_dp *dp = sb_dp();
+	int rc = 0;
+
+	switch (mv->stage) {
+	case MBX_SCOPE_ALL_FLOWS: {
+		long n = 0;
+
+		for (; mv->nf < dp->chain.n && n == 0; mv->nf++)
+			if (moves_scope(mv->nf, MBX_SCOPE_ALL_FLOWS))
+				n = mbx_state_all_get(dp, mv->nf, mv->x.buf, STATE_BYTES);
+		if (n < 0)
+			return (int)n;
+		if (n > 0)
+			return src_send_records(mv, mv->x.buf, (size_t)n, false, 0);
+		mv->stage = MBX_SCOPE_MULTI_FLOW;
+		mv->nf = 0;
+		mv->worker = 0;
+		return 0;
+	}
+	case MBX_SCOPE_MULTI_FLOW: {
+		struct mbx_multi_get g = {
+			.filter = mv->filter, .buf = mv->x.buf, .cap = STATE_BYTES};
+
+		while (mv->nf < dp->chain.n && !moves_scope(mv->nf, MBX_SCOPE_MULTI_FLOW))
+			mv->nf++;
+		if (mv->nf == dp->chain.n) {
+			mv->stage = MBX_SCOPE_PER_FLOW;
+			mv->worker = 0;
+			mv->x.cursor = 0;
+			return 0;
+		}
+		g.nf = mv->nf;
+		rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_multi_get, &g);
+		if (rc == 0 && g.used > 0)
+			rc = src_send_records(mv, g.buf, g.used, false, 0);
+		if (++mv->worker == dp->nb_workers) {
+			mv->worker = 0;
+			mv->nf++;
+		}
+		return rc;
+	}
+	default: {
+		Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+		Mbx__V1__PeerStateDone done = MBX__V1__PEER_STATE_DONE__INIT;
+
+		if (mv->worker < dp->nb_workers) {
+			rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_export_slice, &mv->x);
+			if (rc < 0)
+				return rc;
+			mv->flows += mv->x.flows;
+			rc = src_send_records(mv, mv->x.buf, mv->x.used, !mv->copy, mv->worker);
+			if (mv->x.cursor == UINT32_MAX) {
+				mv->worker++;
+				mv->x.cursor = 0;
+			}
+			return rc;
+		}
+		done.flows = mv->flows;
+		m.move_id = mv->id;
+		m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE_DONE;
+		m.state_done = &done;
+		mv->step = SRC_WAIT_STATE;
+		return peer_send(mv->conn, &m);
+	}
+	}
+}
+
+/* Source, SRC_STREAM: the ring onto the peer stream, markers counted. */
+static void
+src_stream_step(struct move *mv)
+{
+	struct mbx_dp *dp = sb_dp();
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerPackets pk = MBX__V1__PEER_PACKETS__INIT;
+	Mbx__V1__PeerPacket pkts[PKTS_PER_FRAME], *pp[PKTS_PER_FRAME];
+	struct rte_mbuf *held[PKTS_PER_FRAME];
+	void *e[PKTS_PER_FRAME];
+	unsigned int n, np = 0;
+
+	n = rte_ring_sc_dequeue_burst(mv->rt.ring, e, PKTS_PER_FRAME, NULL);
+	for (unsigned int i = 0; i < n; i++) {
+		uint16_t w, idx, count;
+
+		if (mbx_move_token(e[i], &w, &idx, &count)) {
+			if (count > 0 && count <= MARKERS_MAX && idx < count &&
+			    w < dp->nb_workers) {
+				mv->marker_count = count;
+				mv->markers_seen[w] |= 1ULL << idx;
+				if (mv->markers_seen[w] ==
+				    (count == 64 ? ~0ULL : (1ULL << count) - 1))
+					mv->workers_marked |= 1u << w;
+			}
+			continue;
+		}
+		held[np] = e[i];
+		mbx__v1__peer_packet__init(&pkts[np]);
+		pkts[np].frame.data = rte_pktmbuf_mtod(held[np], uint8_t *);
+		pkts[np].frame.len = rte_pktmbuf_data_len(held[np]);
+		pkts[np].in_port = mbx_pkt(held[np])->in_port;
+		pp[np] = &pkts[np];
+		np++;
+	}
+	if (np > 0) {
+		m.move_id = mv->id;
+		m.body_case = MBX__V1__PEER_MESSAGE__BODY_PACKETS;
+		m.packets = &pk;
+		pk.n_packets = np;
+		pk.packets = pp;
+		peer_send(mv->conn, &m);
+		rte_pktmbuf_free_bulk(held, np);
+		mv->redirected += np;
+	}
+}
+
+static void
+src_send_end(struct move *mv)
+{
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerEnd end = MBX__V1__PEER_END__INIT;
+
+	end.redirected = mv->redirected;
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_END;
+	m.end = &end;
+	peer_send(mv->conn, &m);
+	mv->step = SRC_WAIT_END;
+}
+
+static void
+src_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct move *mv = arg;
+	uint32_t all = (uint32_t)((1ULL << sb_dp()->nb_workers) - 1);
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (mv->conn == NULL || peer_congested(mv))
+		return; /* on_peer_write wakes us */
+	if (atomic_load(&mv->rt.overflow) > 0 && mv->step <= SRC_WAIT_STATE) {
+		char why[128];
+
+		snprintf(why, sizeof(why),
+			 "the redirect buffer filled (%" PRIu64 " packets dropped); rolled back",
+			 (uint64_t)atomic_load(&mv->rt.overflow));
+		src_finish(mv, ENOBUFS, why);
+		return;
+	}
+	switch (mv->step) {
+	case SRC_EXPORT:
+		rc = src_export_step(mv);
+		if (rc < 0) {
+			src_finish(mv, -rc, "exporting the state failed");
+			return;
+		}
+		event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	case SRC_STREAM:
+		src_stream_step(mv);
+		/* guarantee none and copies end with the state; the others with the marker */
+		if (mv->copy || mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE ||
+		    mv->workers_marked == all) {
+			if (mv->tsc_marked == 0 && mv->workers_marked == all) {
+				mv->tsc_marked = rte_get_timer_cycles();
+				report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_MARKED, false, 0, NULL);
+			}
+			src_stream_step(mv); /* what the workers put behind their tokens */
+			src_send_end(mv);
+			return;
+		}
+		event_active(mv->tick, EV_TIMEOUT, 0);
+		return;
+	default:
+		return;
+	}
+}
+
+static void
+on_client_gone(struct sb_call *call, void *arg)
+{
+	struct move *mv = arg;
+
+	(void)call;
+	/* the move goes on to its end; nobody listens any more */
+	for (int i = 0; i < MBX_MOVES_MAX; i++)
+		if (mv_g.moves[i] == mv)
+			mv->call = NULL;
+}
+
+static struct move *
+move_new(uint64_t id, enum role role, const Mbx__V1__Filter *filter, uint32_t timeout_ms,
+	 struct sb_call *call, int *err, const char **why)
+{
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	struct move *mv;
+	int slot = -1;
+
+	for (int i = 0; i < MBX_MOVES_MAX; i++)
+		if (mv_g.moves[i] == NULL)
+			slot = i;
+	*err = 0;
+	if (slot < 0) {
+		*err = EBUSY;
+		*why = "too many moves at once";
+		return NULL;
+	}
+	mv = calloc(1, sizeof(*mv));
+	if (mv == NULL ||
+	    sb_chunks_init(&mv->set, STATE_BYTES / sizeof(struct mbx_state_rec)) < 0) {
+		free(mv);
+		*err = ENOMEM;
+		*why = "out of memory";
+		return NULL;
+	}
+	mv->id = id;
+	mv->role = role;
+	mv->call = call;
+	if (mbx_filter_from_pb(filter, &mv->filter) < 0) {
+		*err = EINVAL;
+		*why = "bad filter";
+	} else if (find_move(id, role) != NULL || overlaps(&mv->filter)) {
+		*err = EBUSY;
+		*why = "a move of overlapping flows is running";
+	}
+	if (*err != 0) {
+		sb_chunks_fini(&mv->set);
+		free(mv);
+		return NULL;
+	}
+	mv->tick = event_new(sb_base(), -1, 0, role == ROLE_SRC ? src_tick : dst_tick, mv);
+	mv->deadline = event_new(sb_base(), -1, 0, on_deadline, mv);
+	event_add(mv->deadline, &tv);
+	mv->tsc_start = rte_get_timer_cycles();
+	{
+		struct timeval now;
+
+		gettimeofday(&now, NULL);
+		mv->start_unix_us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_usec;
+	}
+	mv_g.moves[slot] = mv;
+	return mv;
+}
+
+static int
+expect_move(struct sb_call *call, const uint8_t *payload, size_t len)
+{
+	Mbx__V1__ExpectMoveRequest *req = mbx__v1__expect_move_request__unpack(NULL, len, payload);
+	Mbx__V1__ExpectMoveResponse r = MBX__V1__EXPECT_MOVE_RESPONSE__INIT;
+	Mbx__V1__Status st = MBX__V1__STATUS__INIT;
+	const char *why = NULL;
+	char msg[128];
+	struct move *mv;
+	int err;
+
+	if (req == NULL)
+		return -EBADMSG;
+	mv = move_new(req->move_id, ROLE_DST, req->filter, DEFAULT_TIMEOUT_MS, NULL, &err, &why);
+	if (mv != NULL) {
+		mv->guarantee = req->guarantee;
+		mv->copy = req->copy;
+		mv->im = sb_import_new();
+		if (mv->im == NULL) {
+			err = ENOMEM;
+			why = "out of memory";
+		} else if (!mv->copy) {
+			/* hold what arrives directly until the flows are here */
+			mv->buffer_rule =
+				sb_rule_add(MBX_ACTION_BUFFER, &mv->filter,
+					    req->buffer_limit ? req->buffer_limit : DEFAULT_LIMIT,
+					    NULL, NULL, msg, sizeof(msg));
+			if (mv->buffer_rule == 0) {
+				err = ENOSPC;
+				why = msg;
+			}
+		}
+		if (err != 0)
+			forget(mv);
+	}
+	mbx__v1__expect_move_request__free_unpacked(req, NULL);
+	if (err != 0)
+		return sb_reply_error(call, err, "%s", why);
+	r.status = &st;
+	r.peer_addr = mv_g.addr;
+	sb_reply(call, &r.base, false);
+	return 0;
+}
+
+static int
+start_move(struct sb_call *call, const uint8_t *payload, size_t len)
+{
+	Mbx__V1__StartMoveRequest *req = mbx__v1__start_move_request__unpack(NULL, len, payload);
+	struct sockaddr_storage ss;
+	int salen = sizeof(ss), err;
+	struct bufferevent *bev;
+	const char *why = NULL;
+	uint32_t limit;
+	char name[RTE_RING_NAMESIZE];
+	struct move *mv;
+
+	if (req == NULL)
+		return -EBADMSG;
+	if (evutil_parse_sockaddr_port(req->peer_addr, (struct sockaddr *)&ss, &salen) < 0) {
+		mbx__v1__start_move_request__free_unpacked(req, NULL);
+		return sb_reply_error(call, EINVAL, "bad peer address '%s'", req->peer_addr);
+	}
+	mv = move_new(req->move_id, ROLE_SRC, req->filter,
+		      req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS, call, &err, &why);
+	if (mv == NULL) {
+		mbx__v1__start_move_request__free_unpacked(req, NULL);
+		return sb_reply_error(call, err, "%s", why);
+	}
+	mv->guarantee = req->guarantee;
+	mv->copy = req->copy;
+	mv->rt.id = mv->id;
+	mv->stage = MBX_SCOPE_ALL_FLOWS;
+	mv->x.filter = mv->filter;
+	mv->x.nf = -1;
+	mv->x.del = !mv->copy;
+	mv->x.max_slots = SLICE_SLOTS;
+	mv->x.max_flows = SLICE_FLOWS;
+	mv->x.cap = STATE_BYTES;
+	mv->x.buf = malloc(STATE_BYTES);
+	limit = req->redirect_limit ? req->redirect_limit : DEFAULT_LIMIT;
+	mbx__v1__start_move_request__free_unpacked(req, NULL);
+	snprintf(name, sizeof(name), "mbx_mv_%" PRIu64, ++mv_g.seq);
+	mv->rt.ring =
+		rte_ring_create(name, rte_align32pow2(limit + 1), rte_socket_id(), RING_F_SC_DEQ);
+	if (mv->x.buf == NULL || mv->rt.ring == NULL || mbx_move_rt_add(&mv->rt) < 0) {
+		rte_ring_free(mv->rt.ring);
+		mv->rt.ring = NULL;
+		forget(mv);
+		return sb_reply_error(call, ENOMEM, "no memory for the move");
+	}
+	mv->rt_added = true;
+	sb_call_keep(call, on_client_gone, mv);
+	bev = bufferevent_socket_new(sb_base(), -1, BEV_OPT_CLOSE_ON_FREE);
+	mv->conn = bev != NULL ? conn_new(bev, mv) : NULL;
+	if (mv->conn == NULL || bufferevent_socket_connect(bev, (struct sockaddr *)&ss, salen) < 0)
+		src_finish(mv, EHOSTUNREACH, "the destination is unreachable");
+	return 0;
+}
+
+int
+sb_move_init(const char *addr)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[64] = "127.0.0.1", port[16] = "0", h[INET6_ADDRSTRLEN];
+	const char *colon;
+
+	if (addr != NULL) {
+		colon = strrchr(addr, ':');
+		if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
+			MOVE_LOG(ERR, "--peer %s: expected HOST:PORT", addr);
+			return -EINVAL;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		snprintf(port, sizeof(port), "%s", colon + 1);
+	}
+	if (getaddrinfo(host, port, &hints, &res) != 0) {
+		MOVE_LOG(ERR, "--peer %s:%s: cannot resolve", host, port);
+		return -EINVAL;
+	}
+	mv_g.listener = evconnlistener_new_bind(sb_base(), on_peer_accept, NULL,
+						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+							LEV_OPT_CLOSE_ON_EXEC,
+						64, res->ai_addr, (int)res->ai_addrlen);
+	freeaddrinfo(res);
+	if (mv_g.listener == NULL) {
+		MOVE_LOG(ERR, "--peer %s:%s: %s", host, port, strerror(errno));
+		return -errno;
+	}
+	getsockname(evconnlistener_get_fd(mv_g.listener), (struct sockaddr *)&ss, &sl);
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, h, sizeof(h));
+		snprintf(mv_g.addr, sizeof(mv_g.addr), "[%s]:%u", h,
+			 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, h, sizeof(h));
+		snprintf(mv_g.addr, sizeof(mv_g.addr), "%s:%u", h,
+			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	mbx_marker_set_hook(mbx_move_marker);
+	MOVE_LOG(NOTICE, "peer listener on %s", mv_g.addr);
+	return 0;
+}
+
+void
+sb_move_fini(void)
+{
+	for (int i = 0; i < MBX_MOVES_MAX; i++) {
+		struct move *mv = mv_g.moves[i];
+
+		if (mv == NULL)
+			continue;
+		if (mv->role == ROLE_SRC)
+			src_finish(mv, ECANCELED, "mbxd is stopping");
+		else
+			dst_finish(mv, "mbxd is stopping");
+	}
+	mbx_marker_set_hook(NULL);
+	if (mv_g.listener != NULL)
+		evconnlistener_free(mv_g.listener);
+	mv_g.listener = NULL;
+}
+
+const struct sb_method sb_move_methods[] = {
+	{"/mbx.v1.Move/ExpectMove", expect_move},
+	{"/mbx.v1.Move/StartMove", start_move},
+	{NULL, NULL},
+};
