@@ -117,6 +117,7 @@ struct move {
 	struct sb_import *im;
 	struct rte_mbuf **pend; /* redirected packets waiting for room in a hand-off ring */
 	size_t pend_head, pend_tail, pend_cap;
+	bool state_acked; /* the flows are ours: never undone from here on */
 	bool ended;
 };
 
@@ -436,7 +437,7 @@ dst_finish(struct move *mv, const char *why)
 {
 	if (why != NULL)
 		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s", mv->id, why);
-	if (!mv->ended && mv->im != NULL && why != NULL)
+	if (!mv->state_acked && mv->im != NULL && why != NULL)
 		sb_import_undo(mv->im); /* the source takes the flows back */
 	dst_release(mv);
 	forget(mv);
@@ -559,6 +560,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	case MBX__V1__PEER_MESSAGE__BODY_STATE_DONE:
 		mv->flows = m->state_done->flows;
 		send_ack(mv, 0, NULL, false);
+		mv->state_acked = true;
 		/* without order to keep, what arrived directly goes as soon as the state is in */
 		if (mv->guarantee != MBX__V1__GUARANTEE__GUARANTEE_LOSS_FREE_ORDER_PRESERVING)
 			dst_release(mv);
