@@ -65,7 +65,8 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define PKTS_PER_FRAME	   256
 #define DEFAULT_LIMIT	   65536
 #define DEFAULT_TIMEOUT_MS 10000
-#define MARKERS_MAX	   64 /* marker copies per worker (TX paths of the steering port) */
+#define SRC_IDLE_US	   100 /* the source's poll of an empty redirect ring */
+#define MARKERS_MAX	   64  /* marker copies per worker (TX paths of the steering port) */
 
 enum role {
 	ROLE_SRC,
@@ -91,6 +92,7 @@ struct move {
 	struct peer_conn *conn;
 	struct event *tick;	/* the next step (source) or pending injections (destination) */
 	struct event *deadline; /* gives up */
+	struct timeval timeout; /* the source: of the whole move; the destination: of silence */
 	uint64_t tsc_start, tsc_connected, tsc_state, tsc_marked, tsc_end;
 	uint64_t start_unix_us;
 	uint64_t flows, chunks, state_bytes, redirected, buffered, dropped;
@@ -125,6 +127,7 @@ struct peer_conn {
 	struct bufferevent *bev;
 	struct move *mv; /* NULL until the destination reads the hello */
 	bool closing;	 /* free once the output is sent */
+	bool busy;	 /* in a callback that frees a released connection itself */
 };
 
 static struct {
@@ -181,10 +184,9 @@ conn_release(struct peer_conn *c)
 	if (c == NULL)
 		return;
 	c->mv = NULL;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	c->closing = true;
+	if (!c->busy && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_free(c);
-	else
-		c->closing = true;
 }
 
 static int
@@ -559,6 +561,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		return;
 	case MBX__V1__PEER_MESSAGE__BODY_STATE_DONE:
 		mv->flows = m->state_done->flows;
+		MOVE_LOG(INFO, "move %" PRIu64 ": state in (%" PRIu64 " flows)", mv->id, mv->flows);
 		send_ack(mv, 0, NULL, false);
 		mv->state_acked = true;
 		/* without order to keep, what arrived directly goes as soon as the state is in */
@@ -634,13 +637,13 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	src_finish(mv, EPROTO, "acknowledgement out of turn");
 }
 
+/* The frames in c's input, each to its move, until one ends the stream. */
 static void
-on_peer_read(struct bufferevent *bev, void *arg)
+peer_read_frames(struct peer_conn *c)
 {
-	struct peer_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 
-	while (c->mv != NULL || !c->closing) {
+	while (!c->closing) {
 		uint8_t hdr[MBX_FRAME_HDR_LEN];
 		size_t avail = evbuffer_get_length(in);
 		Mbx__V1__Envelope *env;
@@ -670,7 +673,7 @@ on_peer_read(struct bufferevent *bev, void *arg)
 			else if (mv != NULL)
 				dst_finish(mv, "bad frame from the source");
 			else
-				conn_free(c);
+				c->closing = true;
 			return;
 		}
 		if (mv == NULL) {
@@ -682,21 +685,35 @@ on_peer_read(struct bufferevent *bev, void *arg)
 				MOVE_LOG(WARNING, "peer stream for unexpected move %" PRIu64,
 					 m->move_id);
 				mbx__v1__peer_message__free_unpacked(m, NULL);
-				conn_free(c);
+				c->closing = true;
 				return;
 			}
 			mv->conn = c;
 			c->mv = mv;
 			mv->tsc_connected = rte_get_timer_cycles();
+			MOVE_LOG(INFO, "move %" PRIu64 ": the source is here", mv->id);
 		} else if (mv->role == ROLE_SRC) {
 			src_on_message(mv, m);
 		} else {
 			dst_on_message(mv, m);
 		}
+		if (c->mv != NULL && c->mv->role == ROLE_DST)
+			event_add(c->mv->deadline, &c->mv->timeout); /* the source is alive */
 		mbx__v1__peer_message__free_unpacked(m, NULL);
-		if (c->mv == NULL)
-			return; /* the move ended; c is closing or freed */
 	}
+}
+
+static void
+on_peer_read(struct bufferevent *bev, void *arg)
+{
+	struct peer_conn *c = arg;
+
+	c->busy = true;
+	peer_read_frames(c);
+	c->busy = false;
+	/* a move that ended here released c: free it unless output is queued */
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_free(c);
 }
 
 static void
@@ -756,19 +773,18 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
-	if (mv == NULL) {
-		conn_free(c);
-		return;
-	}
-	if (mv->role == ROLE_DST) {
+	/* the stream is over: end its move, then close it whatever is queued */
+	c->busy = true;
+	if (mv != NULL && mv->role == ROLE_DST)
 		dst_finish(mv, "the source closed the peer stream before the end");
-		return;
-	}
-	src_finish(mv, ECONNRESET,
-		   mv->step == SRC_CONNECTING ? "the destination is unreachable"
-		   : mv->step <= SRC_WAIT_STATE
-			   ? "the destination closed the peer stream; the flows stay here"
-			   : "the destination closed the peer stream after taking the state");
+	else if (mv != NULL)
+		src_finish(
+			mv, ECONNRESET,
+			mv->step == SRC_CONNECTING ? "the destination is unreachable"
+			: mv->step <= SRC_WAIT_STATE
+				? "the destination closed the peer stream; the flows stay here"
+				: "the destination closed the peer stream after taking the state");
+	conn_free(c);
 }
 
 static struct peer_conn *
@@ -914,6 +930,8 @@ src_export_step(struct move *mv)
 			return rc;
 		}
 		done.flows = mv->flows;
+		MOVE_LOG(INFO, "move %" PRIu64 ": %" PRIu64 " flows, %" PRIu64 " chunks sent",
+			 mv->id, mv->flows, mv->chunks);
 		m.move_id = mv->id;
 		m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE_DONE;
 		m.state_done = &done;
@@ -984,6 +1002,18 @@ src_send_end(struct move *mv)
 	mv->step = SRC_WAIT_END;
 }
 
+/*
+ * The next step after the loop polled its sockets (a timer, even of 0 µs:
+ * a callback that activated itself would run again before any I/O).
+ */
+static void
+src_again(struct move *mv, long us)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = us};
+
+	evtimer_add(mv->tick, &tv);
+}
+
 static void
 src_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1011,7 +1041,7 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 			src_finish(mv, -rc, "exporting the state failed");
 			return;
 		}
-		event_active(mv->tick, EV_TIMEOUT, 0);
+		src_again(mv, 0);
 		return;
 	case SRC_STREAM:
 		src_stream_step(mv);
@@ -1026,7 +1056,8 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 			src_send_end(mv);
 			return;
 		}
-		event_active(mv->tick, EV_TIMEOUT, 0);
+		/* nothing redirected: the workers fill the ring at packet rate, wait a little */
+		src_again(mv, rte_ring_empty(mv->rt.ring) ? SRC_IDLE_US : 0);
 		return;
 	default:
 		return;
@@ -1087,6 +1118,7 @@ move_new(uint64_t id, enum role role, const Mbx__V1__Filter *filter, uint32_t ti
 	}
 	mv->tick = event_new(sb_base(), -1, 0, role == ROLE_SRC ? src_tick : dst_tick, mv);
 	mv->deadline = event_new(sb_base(), -1, 0, on_deadline, mv);
+	mv->timeout = tv;
 	event_add(mv->deadline, &tv);
 	mv->tsc_start = rte_get_timer_cycles();
 	{

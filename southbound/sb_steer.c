@@ -6,11 +6,17 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
+
+#include <rte_log.h>
 
 #include "mbx/v1/steer.pb-c.h"
 #include "mbx_sb.h"
 #include "mbx_state.h"
+
+#define SB_STEER_LOG(fmt, ...) \
+	rte_log(RTE_LOG_NOTICE, RTE_LOGTYPE_USER1, "mbx.steer: " fmt "\n", ##__VA_ARGS__)
 
 #define ROUTES_MAX_BYTES (256u << 10)
 
@@ -96,6 +102,18 @@ set_route(struct sb_call *call, const uint8_t *payload, size_t len)
 	if (rc < 0) {
 		rc = sb_reply_error(call, -rc, "steer refused the route: %s", strerror(-rc));
 		goto out;
+	}
+	{
+		char fs[MBX_FLOW_KEY_STRLEN];
+		struct mbx_flow_key k = {.family = want.family,
+					 .proto = want.proto,
+					 .src = want.src.addr,
+					 .dst = want.dst.addr};
+
+		mbx_flow_key_str(&k, fs, sizeof(fs));
+		SB_STEER_LOG("route %s (/%u) %s port %u, marker %" PRIu64 ": %zu routes", fs,
+			     want.src.len, req->remove ? "removed from" : "to", req->port,
+			     req->marker_id, n);
 	}
 	r.status = &st;
 	r.routes = (uint32_t)n;
