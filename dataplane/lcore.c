@@ -218,6 +218,8 @@ lookup(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n, uint64_t now)
 					  mbx_tmo_class_of(p->key.proto, p->tcp_flags), now);
 			if (f != NULL) {
 				f->flags |= MBX_FLOW_F_PENDING;
+				if (p->side == MBX_SIDE_OUTSIDE)
+					f->flags |= MBX_FLOW_F_FROM_OUTSIDE;
 				w->new_flows[w->nb_new++] = f;
 				p->flow_new = 1;
 				p->dir = MBX_DIR_ORIG;

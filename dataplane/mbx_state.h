@@ -43,7 +43,8 @@ struct mbx_state_rec {
 	struct mbx_flow_key key;
 	struct mbx_flow_key reply_key;
 	uint32_t state_len;
-	uint32_t pad;
+	uint8_t side; /**< per-flow: enum mbx_side of the flow's first packet */
+	uint8_t pad[3];
 	uint8_t state[];
 };
 
@@ -140,8 +141,12 @@ struct mbx_multi_del {
 /** Request function: delete a worker's unused multi-flow state matching filter. */
 int mbx_state_multi_del(struct mbx_worker *w, void *arg);
 
-/** The worker that owns a flow (or a multi-flow key) written as @p key. */
-uint16_t mbx_state_owner(const struct mbx_dp *dp, const struct mbx_flow_key *key);
+/**
+ * The worker that owns a flow (or a multi-flow key) written as @p key: the
+ * owner of its first packet, which came from @p side (enum mbx_side;
+ * MBX_SIDE_INSIDE for multi-flow keys).
+ */
+uint16_t mbx_state_owner(const struct mbx_dp *dp, const struct mbx_flow_key *key, uint8_t side);
 
 /**
  * All-flows export, main lcore, workers running: parks them, appends one

@@ -64,11 +64,12 @@ extern const char *const mbx_tmo_names[MBX_TMO_MAX];
 extern const uint32_t mbx_tmo_defaults[MBX_TMO_MAX];
 
 /** Entry flags. */
-#define MBX_FLOW_F_REPLY_SEEN (1u << 0) /**< a packet in the reply direction passed */
-#define MBX_FLOW_F_FIN_ORIG   (1u << 1) /**< FIN seen from the originator */
-#define MBX_FLOW_F_FIN_REPLY  (1u << 2) /**< FIN seen from the responder */
-#define MBX_FLOW_F_REV_KEYED  (1u << 3) /**< key[1] is in the hash */
-#define MBX_FLOW_F_PENDING    (1u << 4) /**< created by a packet still in the chain */
+#define MBX_FLOW_F_REPLY_SEEN	(1u << 0) /**< a packet in the reply direction passed */
+#define MBX_FLOW_F_FIN_ORIG	(1u << 1) /**< FIN seen from the originator */
+#define MBX_FLOW_F_FIN_REPLY	(1u << 2) /**< FIN seen from the responder */
+#define MBX_FLOW_F_REV_KEYED	(1u << 3) /**< key[1] is in the hash */
+#define MBX_FLOW_F_PENDING	(1u << 4) /**< created by a packet still in the chain */
+#define MBX_FLOW_F_FROM_OUTSIDE (1u << 5) /**< its first packet came from the outside */
 
 /** A flow entry. NF state slots follow the header; the keys follow them. */
 struct mbx_flow {

@@ -11,14 +11,14 @@
 #include "mbx_state.h"
 
 uint16_t
-mbx_state_owner(const struct mbx_dp *dp, const struct mbx_flow_key *key)
+mbx_state_owner(const struct mbx_dp *dp, const struct mbx_flow_key *key, uint8_t side)
 {
 	struct mbx_pkt p;
 
-	/* the owner of a flow is the owner of its first packet, from the inside */
+	/* the owner of a flow is the owner of its first packet */
 	memset(&p, 0, sizeof(p));
 	p.key = *key;
-	p.side = MBX_SIDE_INSIDE;
+	p.side = side;
 	return mbx_owner(dp, &p);
 }
 
@@ -55,7 +55,8 @@ put_flow_rec(struct mbx_worker *w, struct mbx_export *x, int nf, struct mbx_flow
 	r->key = keys[0];
 	r->reply_key = keys[1];
 	r->state_len = (uint32_t)len;
-	r->pad = 0;
+	r->side = (f->flags & MBX_FLOW_F_FROM_OUTSIDE) ? MBX_SIDE_OUTSIDE : MBX_SIDE_INSIDE;
+	memset(r->pad, 0, sizeof(r->pad));
 	x->used += r->len;
 	return 1;
 }
@@ -190,6 +191,8 @@ import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo
 				  rte_rdtsc());
 		if (f == NULL)
 			return -rte_errno;
+		if (r->side == MBX_SIDE_OUTSIDE)
+			f->flags |= MBX_FLOW_F_FROM_OUTSIDE;
 		w->stats[MBX_WSTAT_FLOWS_CREATED]++;
 	} else if (nf_has_state(w, r->nf, f)) {
 		return -EEXIST;

@@ -79,6 +79,7 @@ sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *con
 			c->reply_key = mbx_key_to_pb(&rec->reply_key, &s->keys[2 * n + 1]);
 		c->state.data = (uint8_t *)(uintptr_t)rec->state;
 		c->state.len = rec->state_len;
+		c->from_outside = rec->side == MBX_SIDE_OUTSIDE;
 		s->ptrs[n++] = c;
 		rec = mbx_state_rec_next(rec);
 	}
@@ -476,7 +477,8 @@ sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, cha
 		return rec_append(&im->all, &im->all_len, &im->all_cap, &r, c->state.data) < 0
 			       ? ENOMEM
 			       : 0;
-	w = mbx_state_owner(sb_dp(), &r.key);
+	r.side = c->from_outside ? MBX_SIDE_OUTSIDE : MBX_SIDE_INSIDE;
+	w = mbx_state_owner(sb_dp(), &r.key, r.side);
 	return rec_append(&im->recs[w], &im->len[w], &im->cap[w], &r, c->state.data) < 0 ? ENOMEM
 											 : 0;
 }
