@@ -50,6 +50,8 @@ extern const struct sb_method sb_steer_methods[];
 /** The dataplane and the loop the server runs in. */
 struct mbx_dp *sb_dp(void);
 struct event_base *sb_base(void);
+/** Small frames (acks, a move's END) go at once: Nagle off on a TCP socket. */
+void sb_nodelay(int fd);
 
 /**
  * Send a response frame of @p call. @p more: further frames follow (a

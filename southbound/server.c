@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +371,15 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(arg, what & BEV_EVENT_EOF ? NULL : "connection error");
 }
 
+void
+sb_nodelay(int fd)
+{
+	int one = 1;
+
+	/* unix sockets have no Nagle: their error is no error */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -389,6 +399,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		evutil_closesocket(fd);
 		return;
 	}
+	sb_nodelay(fd);
 	c->bev = bufferevent_socket_new(sb.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		free(c);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -75,10 +76,20 @@ dial(const char *addr)
 				close(fd);
 				fd = -1;
 			}
+			if (fd >= 0)
+				mbxctl_nodelay(fd);
 		}
 		freeaddrinfo(res);
 		return fd;
 	}
+}
+
+void
+mbxctl_nodelay(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 struct mbxctl *

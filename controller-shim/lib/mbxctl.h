@@ -34,6 +34,9 @@ struct mbxctl *mbxctl_connect(const char *addr, const char *token);
 /** Close and free. */
 void mbxctl_close(struct mbxctl *c);
 
+/** Nagle off on a TCP socket: each small frame goes at once. */
+void mbxctl_nodelay(int fd);
+
 /** Read an access token from a file (trailing newline removed). @return malloc'd or NULL. */
 char *mbxctl_read_token(const char *path);
 

@@ -131,6 +131,7 @@ dial_tcp(const char *addr)
 		close(fd);
 		return -e;
 	}
+	mbxctl_nodelay(fd);
 	return fd;
 }
 
@@ -147,6 +148,7 @@ relay_main(void *arg)
 			close(src);
 		return NULL;
 	}
+	mbxctl_nodelay(src);
 	p[0] = (struct pollfd){.fd = src, .events = POLLIN};
 	p[1] = (struct pollfd){.fd = dst, .events = POLLIN};
 	for (;;) {
