@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Control requests to workers: see mbx_ctrl.h. */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -13,6 +14,18 @@
 
 /* Requests run per serve call: bounds the time a worker spends away from packets. */
 #define CTRL_SERVE_MAX 4
+/* Pauses before a waiter yields its core: on shared cores the thread it
+ * waits for may need that core (a few µs of spinning on dedicated ones). */
+#define SPINS_BEFORE_YIELD 2048
+
+static inline void
+backoff(unsigned int *spins)
+{
+	if (++*spins < SPINS_BEFORE_YIELD)
+		rte_pause();
+	else
+		sched_yield();
+}
 
 int
 mbx_ctrl_post(struct mbx_worker *w, struct mbx_ctrl_req *r)
@@ -37,11 +50,13 @@ mbx_ctrl_call(struct mbx_worker *w, mbx_ctrl_fn fn, void *arg)
 
 	if (rte_lcore_id() == w->lcore)
 		return fn(w, arg);
+	unsigned int spins = 0;
+
 	rc = mbx_ctrl_post(w, &r);
 	if (rc < 0)
 		return rc;
 	while (!atomic_load_explicit(&r.done, memory_order_acquire))
-		rte_pause();
+		backoff(&spins);
 	return r.rc;
 }
 
@@ -96,11 +111,12 @@ static int
 park_fn(struct mbx_worker *w, void *arg)
 {
 	struct park *p = arg;
+	unsigned int spins = 0;
 
 	(void)w;
 	atomic_fetch_add(&p->parked, 1);
 	while (!atomic_load_explicit(&p->release, memory_order_acquire))
-		rte_pause();
+		backoff(&spins);
 	return 0;
 }
 
@@ -110,6 +126,7 @@ mbx_ctrl_park_all(struct mbx_dp *dp, int (*fn)(struct mbx_dp *dp, void *arg), vo
 	struct mbx_ctrl_req reqs[RTE_MAX_LCORE];
 	struct park p = {0};
 	uint16_t posted = 0;
+	unsigned int spins = 0;
 	int rc = 0;
 
 	for (; posted < dp->nb_workers; posted++) {
@@ -120,12 +137,12 @@ mbx_ctrl_park_all(struct mbx_dp *dp, int (*fn)(struct mbx_dp *dp, void *arg), vo
 	}
 	if (rc == 0) {
 		while (atomic_load(&p.parked) < dp->nb_workers)
-			rte_pause();
+			backoff(&spins);
 		rc = fn(dp, arg);
 	}
 	atomic_store_explicit(&p.release, 1, memory_order_release);
 	for (uint16_t i = 0; i < posted; i++)
 		while (!atomic_load_explicit(&reqs[i].done, memory_order_acquire))
-			rte_pause();
+			backoff(&spins);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Workers: the run-to-completion loop, hand-off and the NF chain. See mbx_worker.h. */
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -427,6 +428,9 @@ mbx_worker_loop(void *arg)
 	struct rte_mbuf *pkts[MBX_BURST];
 
 	w->lcore = rte_lcore_id();
+	/* an idle back-off sleeps what it asks, not the default 50 µs more */
+	if (dp->idle_sleep_us > 0)
+		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	MBX_LOG(INFO, worker, "worker %u on lcore %u: %u RX queues", w->id, w->lcore, w->nb_rxq);
 	for (;;) {
 		int st = atomic_load_explicit(&dp->run_state, memory_order_relaxed);

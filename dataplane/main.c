@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -20,6 +21,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 
 #include "mbx_ctrl_plane.h"
 #include "mbx_log.h"
@@ -33,6 +35,32 @@
 #define DRAIN_TIMEOUT_MS 2000
 
 static const char *prog_name = "mbxd";
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+static int
+populate(const struct rte_memseg_list *msl, const struct rte_memseg *ms, size_t len, void *arg)
+{
+	(void)msl;
+	(void)arg;
+	return madvise(ms->addr, len, MADV_POPULATE_WRITE) == 0 ? 0 : -1;
+}
+
+/*
+ * Without hugepages, EAL memory is backed on first touch: a table's first
+ * flows, an import's or a burst's fresh mbufs would pay page faults in the
+ * packet path. Back it all now, as hugepages are.
+ */
+static void
+populate_memory(void)
+{
+	if (rte_eal_has_hugepages())
+		return;
+	if (rte_memseg_contig_walk(populate, NULL) != 0)
+		MBX_LOG(WARNING, main, "cannot back DPDK memory in advance: %s", strerror(errno));
+}
 
 static void
 usage_hook(const char *prog)
@@ -116,6 +144,7 @@ main(int argc, char **argv)
 	argc -= rc;
 	argv += rc;
 	argv[0] = (char *)(uintptr_t)prog_name;
+	populate_memory();
 
 	mbx_options_defaults(&opt);
 	rc = mbx_options_parse(&opt, argc, argv);
