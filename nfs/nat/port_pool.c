@@ -37,6 +37,7 @@ struct nat_pool {
 struct nat_hosts {
 	struct rte_hash *hash; /* addr -> position in hosts[] */
 	struct nat_host *hosts;
+	uint32_t *used; /* positions of the hosts in use, dense: a walk costs what is there */
 	uint32_t count;
 };
 
@@ -177,12 +178,14 @@ nat_hosts_create(uint32_t capacity, int socket)
 		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
 	};
 	h->hash = rte_hash_create(&hp);
-	if (h->hash != NULL)
-		h->hosts = rte_zmalloc_socket("nat_host_entries",
-					      sizeof(struct nat_host) *
-						      (rte_hash_max_key_id(h->hash) + 1),
+	if (h->hash != NULL) {
+		uint32_t n = (uint32_t)rte_hash_max_key_id(h->hash) + 1;
+
+		h->hosts = rte_zmalloc_socket("nat_host_entries", sizeof(struct nat_host) * n,
 					      RTE_CACHE_LINE_SIZE, socket);
-	if (h->hash == NULL || h->hosts == NULL) {
+		h->used = rte_malloc_socket("nat_hosts_used", sizeof(uint32_t) * n, 0, socket);
+	}
+	if (h->hash == NULL || h->hosts == NULL || h->used == NULL) {
 		nat_hosts_free(h);
 		rte_errno = ENOMEM;
 		return NULL;
@@ -197,6 +200,7 @@ nat_hosts_free(struct nat_hosts *h)
 		return;
 	rte_hash_free(h->hash);
 	rte_free(h->hosts);
+	rte_free(h->used);
 	rte_free(h);
 }
 
@@ -218,13 +222,8 @@ int
 nat_hosts_foreach(const struct nat_hosts *h, int (*cb)(const struct nat_host *host, void *arg),
 		  void *arg)
 {
-	const void *key;
-	void *data;
-	uint32_t next = 0;
-	int32_t pos;
-
-	while ((pos = rte_hash_iterate(h->hash, &key, &data, &next)) >= 0) {
-		int rc = cb(&h->hosts[pos], arg);
+	for (uint32_t i = 0; i < h->count; i++) {
+		int rc = cb(&h->hosts[h->used[i]], arg);
 
 		if (rc != 0)
 			return rc;
@@ -242,8 +241,8 @@ host_get(struct nat_hosts *h, rte_be32_t addr)
 	pos = rte_hash_add_key(h->hash, &addr);
 	if (pos < 0)
 		return NULL;
-	h->hosts[pos] = (struct nat_host){.addr = addr, .head = NAT_NONE};
-	h->count++;
+	h->hosts[pos] = (struct nat_host){.addr = addr, .head = NAT_NONE, .used_idx = h->count};
+	h->used[h->count++] = (uint32_t)pos;
 	return &h->hosts[pos];
 }
 
@@ -253,7 +252,9 @@ host_put(struct nat_hosts *h, struct nat_host *host)
 	if (host->nb_blocks > 0)
 		return;
 	rte_hash_del_key(h->hash, &host->addr);
-	h->count--;
+	/* the last host in use takes this one's place in used[] */
+	h->used[host->used_idx] = h->used[--h->count];
+	h->hosts[h->used[host->used_idx]].used_idx = host->used_idx;
 }
 
 static void

@@ -47,6 +47,7 @@ struct nat_host {
 	uint32_t head; /**< first block, NAT_NONE if none */
 	uint32_t nb_blocks;
 	uint32_t nb_ports; /**< ports in use */
+	uint32_t used_idx; /**< its place in the table's list of hosts in use */
 };
 
 /** Create a pool. @return it, or NULL with rte_errno set. */
@@ -79,7 +80,8 @@ const struct nat_host *nat_hosts_find(const struct nat_hosts *h, rte_be32_t addr
 uint32_t nat_hosts_count(const struct nat_hosts *h);
 
 /**
- * Call @p cb for each host; stops at the first non-zero return.
+ * Call @p cb for each host, in no order (@p cb adds or frees none); stops
+ * at the first non-zero return.
  * @return 0 or that value.
  */
 int nat_hosts_foreach(const struct nat_hosts *h, int (*cb)(const struct nat_host *host, void *arg),
