@@ -60,7 +60,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define PEER_OUT_HIGH	   (8u << 20)
 #define PEER_OUT_LOW	   (1u << 20)
 #define STATE_BYTES	   (1u << 20) /* state per peer frame */
-#define SLICE_SLOTS	   65536      /* table slots per export slice */
+#define SLICE_SLOTS	   (1u << 20) /* table slots per export slice (a bitmap walk) */
 #define SLICE_FLOWS	   2048	      /* flows per export slice */
 #define PKTS_PER_FRAME	   256
 #define DEFAULT_LIMIT	   65536
@@ -142,6 +142,11 @@ ms_between(uint64_t a, uint64_t b)
 {
 	return a == 0 || b < a ? 0.0 : (double)(b - a) * 1000.0 / (double)rte_get_timer_hz();
 }
+
+/* The move's steps with their time, at debug level (--log-level user.mbx.move:debug). */
+#define MOVE_TRACE(mv, fmt, ...)                                     \
+	MOVE_LOG(DEBUG, "move %" PRIu64 " +%.3f ms: " fmt, (mv)->id, \
+		 ms_between((mv)->tsc_start, rte_get_timer_cycles()), ##__VA_ARGS__)
 
 const char *
 sb_move_peer_addr(void)
@@ -554,6 +559,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 			mv->state_bytes += m->state->chunks[i]->state.len;
 		}
 		rc = sb_import_run(mv->im, msg, sizeof(msg));
+		MOVE_TRACE(mv, "%zu chunks in", m->state->n_chunks);
 		if (rc < 0) {
 			send_ack(mv, -rc, msg, false);
 			dst_finish(mv, msg);
@@ -561,7 +567,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		return;
 	case MBX__V1__PEER_MESSAGE__BODY_STATE_DONE:
 		mv->flows = m->state_done->flows;
-		MOVE_LOG(INFO, "move %" PRIu64 ": state in (%" PRIu64 " flows)", mv->id, mv->flows);
+		MOVE_TRACE(mv, "state in (%" PRIu64 " flows)", mv->flows);
 		send_ack(mv, 0, NULL, false);
 		mv->state_acked = true;
 		/* without order to keep, what arrived directly goes as soon as the state is in */
@@ -577,6 +583,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	case MBX__V1__PEER_MESSAGE__BODY_END: {
 		uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz();
 
+		MOVE_TRACE(mv, "end");
 		/* every redirected packet is with its worker before the held ones are released */
 		while (dst_inject_pending(mv) > 0 && rte_get_timer_cycles() < deadline)
 			rte_pause();
@@ -615,6 +622,7 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		src_finish(mv, ack->status->code, why);
 		return;
 	}
+	MOVE_TRACE(mv, "ack%s", ack->end ? " of the end" : "");
 	if (!ack->end && mv->step == SRC_WAIT_STATE) {
 		/* the destination has the flows: no rollback from here on */
 		mv->tsc_state = rte_get_timer_cycles();
@@ -691,7 +699,7 @@ peer_read_frames(struct peer_conn *c)
 			mv->conn = c;
 			c->mv = mv;
 			mv->tsc_connected = rte_get_timer_cycles();
-			MOVE_LOG(INFO, "move %" PRIu64 ": the source is here", mv->id);
+			MOVE_TRACE(mv, "the source is here");
 		} else if (mv->role == ROLE_SRC) {
 			src_on_message(mv, m);
 		} else {
@@ -737,13 +745,13 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	struct peer_conn *c = arg;
 	struct move *mv = c->mv;
 
-	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
 		Mbx__V1__PeerHello hello = MBX__V1__PEER_HELLO__INIT;
 		struct mbx_pb_filter f;
 
 		mv->tsc_connected = rte_get_timer_cycles();
+		sb_nodelay(bufferevent_getfd(bev));
 		hello.filter = mbx_filter_to_pb(&mv->filter, &f);
 		hello.guarantee = mv->guarantee;
 		hello.copy = mv->copy;
@@ -751,6 +759,7 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 		m.body_case = MBX__V1__PEER_MESSAGE__BODY_HELLO;
 		m.hello = &hello;
 		peer_send(c, &m);
+		MOVE_TRACE(mv, "connected");
 		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STARTED, false, 0, NULL);
 		/* redirect (or drop) the filter's packets before the first flow is exported */
 		if (!mv->copy) {
@@ -806,8 +815,10 @@ static void
 on_peer_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 	       void *arg)
 {
-	struct bufferevent *bev = bufferevent_socket_new(sb_base(), fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev;
 
+	sb_nodelay(fd);
+	bev = bufferevent_socket_new(sb_base(), fd, BEV_OPT_CLOSE_ON_FREE);
 	(void)l;
 	(void)sa;
 	(void)salen;
@@ -905,6 +916,7 @@ src_export_step(struct move *mv)
 		}
 		g.nf = mv->nf;
 		rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_multi_get, &g);
+		MOVE_TRACE(mv, "worker %u: multi-flow state of NF %d exported", mv->worker, mv->nf);
 		if (rc == 0 && g.used > 0)
 			rc = src_send_records(mv, g.buf, g.used, false, 0);
 		if (++mv->worker == dp->nb_workers) {
@@ -921,6 +933,7 @@ src_export_step(struct move *mv)
 			rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_export_slice, &mv->x);
 			if (rc < 0)
 				return rc;
+			MOVE_TRACE(mv, "worker %u: %u flows exported", mv->worker, mv->x.flows);
 			mv->flows += mv->x.flows;
 			rc = src_send_records(mv, mv->x.buf, mv->x.used, !mv->copy, mv->worker);
 			if (mv->x.cursor == UINT32_MAX) {
@@ -930,8 +943,7 @@ src_export_step(struct move *mv)
 			return rc;
 		}
 		done.flows = mv->flows;
-		MOVE_LOG(INFO, "move %" PRIu64 ": %" PRIu64 " flows, %" PRIu64 " chunks sent",
-			 mv->id, mv->flows, mv->chunks);
+		MOVE_TRACE(mv, "%" PRIu64 " flows, %" PRIu64 " chunks sent", mv->flows, mv->chunks);
 		m.move_id = mv->id;
 		m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE_DONE;
 		m.state_done = &done;
@@ -1049,6 +1061,7 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		if (mv->copy || mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE ||
 		    mv->workers_marked == all) {
 			if (mv->tsc_marked == 0 && mv->workers_marked == all) {
+				MOVE_TRACE(mv, "marked");
 				mv->tsc_marked = rte_get_timer_cycles();
 				report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_MARKED, false, 0, NULL);
 			}
