@@ -5,8 +5,10 @@
  * A move is three calls: ExpectMove on the destination, StartMove on the
  * source (a stream of phases), and, when the source reports STATE_SENT,
  * Steer.SetRoute with the move's id as marker. In controller mode the peer
- * stream goes through a relay in this process (a thread) that reads every
- * frame, counts the packets and forwards them, as OpenNF's controller does.
+ * stream goes through a relay in this process (a thread) that plays
+ * OpenNF's controller: it collects the state, then puts it; it holds the
+ * redirected packets until the destination has the state, then sends them
+ * on one per message (relay_frame).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +31,12 @@
 
 #define RELAY_FRAME_MAX (64u << 20)
 
+/* A frame the relay holds back, raw, in arrival order. */
+struct held {
+	uint8_t *buf;
+	size_t len;
+};
+
 struct relay {
 	int listen_fd;
 	char dst[128];
@@ -37,6 +45,11 @@ struct relay {
 	uint64_t packets; /* redirected packets that passed through */
 	uint64_t frames;
 	int err;
+	/* OpenNF's controller: it gets the whole state before it puts it, and
+	 * holds the packets until the destination has the state */
+	struct held *state, *pkts;
+	size_t n_state, cap_state, n_pkts, cap_pkts;
+	bool state_acked;
 };
 
 static int
@@ -67,12 +80,109 @@ write_full(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Read one frame from @from, look inside, and pass it on to @to. */
 static int
-relay_frame(struct relay *r, int from, int to)
+hold(struct held **q, size_t *n, size_t *cap, uint8_t *buf, size_t len)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct held *b = realloc(*q, c * sizeof(*b));
+
+		if (b == NULL)
+			return -ENOMEM;
+		*q = b;
+		*cap = c;
+	}
+	(*q)[(*n)++] = (struct held){buf, len};
+	return 0;
+}
+
+/* Send (unless @to is -1) and free what was held, in order. */
+static int
+flush(struct held *q, size_t *n, int to)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (rc == 0 && to >= 0)
+			rc = write_full(to, q[i].buf, q[i].len);
+		free(q[i].buf);
+	}
+	*n = 0;
+	return rc;
+}
+
+/* Hold message @m as one frame. */
+static int
+hold_msg(struct held **q, size_t *n, size_t *cap, const Mbx__V1__PeerMessage *m,
+	 const Mbx__V1__Envelope *env)
+{
+	Mbx__V1__Envelope e = *env;
+	size_t plen = mbx__v1__peer_message__get_packed_size(m), flen;
+	uint8_t *payload = malloc(plen + 1), *frame = NULL;
+	int rc = -ENOMEM;
+
+	if (payload != NULL) {
+		mbx__v1__peer_message__pack(m, payload);
+		e.payload = (ProtobufCBinaryData){plen, payload};
+		flen = mbx_frame_size(&e);
+		frame = malloc(flen);
+	}
+	if (frame != NULL)
+		rc = hold(q, n, cap, frame, mbx_frame_pack(&e, frame));
+	free(payload);
+	return rc;
+}
+
+/*
+ * Hold each flow's state or each packet of @m as a message of its own, as
+ * OpenNF's controller puts state per flow and re-injects packets one
+ * packet-out at a time.
+ */
+static int
+hold_each(struct relay *r, Mbx__V1__PeerMessage *m, const Mbx__V1__Envelope *env)
+{
+	bool state = m->body_case == MBX__V1__PEER_MESSAGE__BODY_STATE;
+	Mbx__V1__PeerState *st = m->state, st1 = MBX__V1__PEER_STATE__INIT;
+	Mbx__V1__PeerPackets *pk = m->packets, pk1 = MBX__V1__PEER_PACKETS__INIT;
+	size_t count = state ? st->n_chunks : pk->n_packets;
+	int rc = 0;
+
+	if (state) {
+		m->state = &st1;
+		st1.n_chunks = 1;
+	} else {
+		m->packets = &pk1;
+		pk1.n_packets = 1;
+	}
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		if (state) {
+			st1.chunks = &st->chunks[i];
+			rc = hold_msg(&r->state, &r->n_state, &r->cap_state, m, env);
+		} else {
+			pk1.packets = &pk->packets[i];
+			rc = hold_msg(&r->pkts, &r->n_pkts, &r->cap_pkts, m, env);
+			r->packets++;
+		}
+	}
+	if (state)
+		m->state = st;
+	else
+		m->packets = pk;
+	return rc;
+}
+
+/*
+ * Read one frame from @from and act as OpenNF's controller would: state is
+ * collected and put, flow by flow, after the source's STATE_DONE; redirected packets
+ * wait in the controller until the destination acknowledges the state, then
+ * go out one per message; END follows them.
+ */
+static int
+relay_frame(struct relay *r, int from, int to, bool from_src)
 {
 	uint8_t hdr[MBX_FRAME_HDR_LEN], *buf;
-	Mbx__V1__Envelope *env;
+	Mbx__V1__Envelope *env = NULL;
+	Mbx__V1__PeerMessage *m = NULL;
 	long n;
 	int rc;
 
@@ -87,23 +197,46 @@ relay_frame(struct relay *r, int from, int to)
 		return -ENOMEM;
 	memcpy(buf, hdr, sizeof(hdr));
 	rc = read_full(from, buf + sizeof(hdr), (size_t)n - sizeof(hdr));
-	env = rc == 0 ? mbx_frame_unpack(buf, (size_t)n) : NULL;
-	if (env != NULL) {
-		/* the controller sees every packet, as OpenNF's does */
-		Mbx__V1__PeerMessage *m =
-			mbx__v1__peer_message__unpack(NULL, env->payload.len, env->payload.data);
-
-		if (m != NULL && m->body_case == MBX__V1__PEER_MESSAGE__BODY_PACKETS)
-			r->packets += m->packets->n_packets;
-		if (m != NULL)
-			mbx__v1__peer_message__free_unpacked(m, NULL);
-		mbx__v1__envelope__free_unpacked(env, NULL);
-		rc = write_full(to, buf, (size_t)n);
-		r->frames++;
-	} else if (rc == 0) {
+	if (rc == 0)
+		env = mbx_frame_unpack(buf, (size_t)n);
+	if (env != NULL)
+		m = mbx__v1__peer_message__unpack(NULL, env->payload.len, env->payload.data);
+	if (rc == 0 && m == NULL)
 		rc = -EPROTO;
+	r->frames++;
+	if (rc < 0) {
+		free(buf);
+	} else if (!from_src) {
+		/* the destination's acks go back at once; the state's frees the packets */
+		rc = write_full(to, buf, (size_t)n);
+		free(buf);
+		if (rc == 0 && m->body_case == MBX__V1__PEER_MESSAGE__BODY_ACK && !m->ack->end &&
+		    !r->state_acked) {
+			r->state_acked = true;
+			rc = flush(r->pkts, &r->n_pkts, from); /* from: the destination */
+		}
+	} else if (m->body_case == MBX__V1__PEER_MESSAGE__BODY_STATE) {
+		rc = hold_each(r, m, env);
+		free(buf);
+	} else if (m->body_case == MBX__V1__PEER_MESSAGE__BODY_STATE_DONE) {
+		rc = flush(r->state, &r->n_state, to);
+		rc = rc == 0 ? write_full(to, buf, (size_t)n) : rc;
+		free(buf);
+	} else if (m->body_case == MBX__V1__PEER_MESSAGE__BODY_PACKETS) {
+		rc = hold_each(r, m, env);
+		free(buf);
+		if (rc == 0 && r->state_acked)
+			rc = flush(r->pkts, &r->n_pkts, to);
+	} else if (m->body_case == MBX__V1__PEER_MESSAGE__BODY_END && !r->state_acked) {
+		rc = hold(&r->pkts, &r->n_pkts, &r->cap_pkts, buf, (size_t)n);
+	} else {
+		rc = write_full(to, buf, (size_t)n);
+		free(buf);
 	}
-	free(buf);
+	if (m != NULL)
+		mbx__v1__peer_message__free_unpacked(m, NULL);
+	if (env != NULL)
+		mbx__v1__envelope__free_unpacked(env, NULL);
 	return rc;
 }
 
@@ -154,9 +287,9 @@ relay_main(void *arg)
 	for (;;) {
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
-		if ((p[0].revents & (POLLIN | POLLHUP)) && relay_frame(r, src, dst) < 0)
+		if ((p[0].revents & (POLLIN | POLLHUP)) && relay_frame(r, src, dst, true) < 0)
 			break;
-		if ((p[1].revents & (POLLIN | POLLHUP)) && relay_frame(r, dst, src) < 0)
+		if ((p[1].revents & (POLLIN | POLLHUP)) && relay_frame(r, dst, src, false) < 0)
 			break;
 	}
 	close(src);
@@ -199,6 +332,11 @@ relay_stop(struct relay *r)
 	pthread_join(r->thread, NULL);
 	close(r->listen_fd);
 	packets = r->packets;
+	/* what a failed move left held */
+	flush(r->state, &r->n_state, -1);
+	flush(r->pkts, &r->n_pkts, -1);
+	free(r->state);
+	free(r->pkts);
 	free(r);
 	return packets;
 }
