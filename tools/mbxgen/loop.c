@@ -39,6 +39,8 @@ next_action(struct mbxgen *g, uint32_t flow, uint64_t now)
 
 	if (f->done)
 		return -1;
+	if (o->open_rate != 0 && now < g->start_tsc + (uint64_t)flow * g->hz / o->open_rate)
+		return -1; /* not open yet */
 	more_data = g->phase == MBXGEN_PHASE_SEND &&
 		    (o->count == 0 || mbxgen_check_flow(g->chk, flow)->assigned < o->count);
 	if (f->t.proto != IPPROTO_TCP) {

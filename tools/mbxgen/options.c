@@ -39,6 +39,7 @@ static int opt_idle_sleep_us(struct mbxgen_options *o, const char *v);
 static int opt_stats_interval(struct mbxgen_options *o, const char *v);
 static int opt_link_wait(struct mbxgen_options *o, const char *v);
 static int opt_syn_retry_ms(struct mbxgen_options *o, const char *v);
+static int opt_open_rate(struct mbxgen_options *o, const char *v);
 static int opt_report(struct mbxgen_options *o, const char *v);
 
 /* X(name, handler, metavar, help); a NULL handler is --help. A "" metavar: no value. */
@@ -81,6 +82,9 @@ static int opt_report(struct mbxgen_options *o, const char *v);
 	X("link-wait", opt_link_wait, "SEC", "wait up to SEC seconds for links up (default 10)") \
 	X("syn-retry-ms", opt_syn_retry_ms, "MS",                                                \
 	  "send a SYN again after MS without SYN-ACK, 3 times at most (default 1000)")           \
+	X("open-rate", opt_open_rate, "N",                                                       \
+	  "open flows N per second in flow order (nothing of a flow, not even its SYN, is sent " \
+	  "before its turn), 0 = all at once (default 0)")                                       \
 	X("report", opt_report, "FILE", "write the JSON report to FILE ('-': standard output)")  \
 	X("help", NULL, "", "print this help and exit")
 
@@ -287,6 +291,12 @@ static int
 opt_max_inflight(struct mbxgen_options *o, const char *v)
 {
 	return parse_u32(v, 0, UINT32_MAX, &o->max_inflight);
+}
+
+static int
+opt_open_rate(struct mbxgen_options *o, const char *v)
+{
+	return parse_u32(v, 0, UINT32_MAX, &o->open_rate);
 }
 
 static int

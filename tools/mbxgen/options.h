@@ -40,6 +40,7 @@ struct mbxgen_options {
 	uint16_t dport;
 	struct rte_ether_addr dst_mac;
 	uint32_t max_inflight; /**< 0 = unbounded */
+	uint32_t open_rate;    /**< flows opened per second, 0 = all at once */
 	uint32_t drain_ms;
 	uint32_t burst;
 	uint32_t idle_sleep_us;
