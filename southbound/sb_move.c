@@ -65,8 +65,9 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define PKTS_PER_FRAME	   256
 #define DEFAULT_LIMIT	   65536
 #define DEFAULT_TIMEOUT_MS 10000
-#define SRC_IDLE_US	   100 /* the source's poll of an empty redirect ring */
-#define MARKERS_MAX	   64  /* marker copies per worker (TX paths of the steering port) */
+#define SRC_IDLE_US	   100	/* the source's poll of an empty redirect ring */
+#define SRC_WAIT_US	   1000 /* its watch of the buffer while the destination is busy */
+#define MARKERS_MAX	   64	/* marker copies per worker (TX paths of the steering port) */
 
 enum role {
 	ROLE_SRC,
@@ -408,14 +409,32 @@ src_rollback(struct move *mv)
 		mbx_ctrl_park_all(dp, rollback_parked, mv);
 }
 
+/* The destination may have acknowledged a state this source never saw acknowledged. */
+static void
+src_send_abort(struct move *mv, const char *why)
+{
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerAbort a = MBX__V1__PEER_ABORT__INIT;
+
+	if (mv->conn == NULL || mv->step == SRC_CONNECTING)
+		return;
+	a.reason = (char *)(uintptr_t)why;
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_ABORT;
+	m.abort = &a;
+	peer_send(mv->conn, &m);
+}
+
 static void
 src_finish(struct move *mv, int err, const char *why)
 {
 	mv->failed = err != 0;
 	if (mv->failed) {
 		MOVE_LOG(WARNING, "move %" PRIu64 " failed: %s", mv->id, why);
-		if (mv->step <= SRC_WAIT_STATE && !mv->copy)
+		if (mv->step <= SRC_WAIT_STATE && !mv->copy) {
 			src_rollback(mv);
+			src_send_abort(mv, why);
+		}
 	}
 	src_teardown(mv);
 	mv->tsc_end = rte_get_timer_cycles();
@@ -442,8 +461,12 @@ dst_release(struct move *mv)
 static void
 dst_finish(struct move *mv, const char *why)
 {
-	if (why != NULL)
-		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s", mv->id, why);
+	if (why != NULL && mv->state_acked)
+		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s; the %" PRIu64
+			 " flows acknowledged stay here", mv->id, why, mv->flows);
+	else if (why != NULL)
+		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s; nothing installed", mv->id,
+			 why);
 	if (!mv->state_acked && mv->im != NULL && why != NULL)
 		sb_import_undo(mv->im); /* the source takes the flows back */
 	dst_release(mv);
@@ -598,6 +621,11 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		dst_finish(mv, NULL);
 		return;
 	}
+	case MBX__V1__PEER_MESSAGE__BODY_ABORT:
+		snprintf(msg, sizeof(msg), "the source took the flows back: %s", m->abort->reason);
+		mv->state_acked = false; /* undo the import */
+		dst_finish(mv, msg);
+		return;
 	default:
 		dst_finish(mv, "unexpected message on the peer stream");
 	}
@@ -1035,8 +1063,8 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (mv->conn == NULL || peer_congested(mv))
-		return; /* on_peer_write wakes us */
+	if (mv->conn == NULL)
+		return;
 	if (atomic_load(&mv->rt.overflow) > 0 && mv->step <= SRC_WAIT_STATE) {
 		char why[128];
 
@@ -1044,6 +1072,11 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 			 "the redirect buffer filled (%" PRIu64 " packets dropped); rolled back",
 			 (uint64_t)atomic_load(&mv->rt.overflow));
 		src_finish(mv, ENOBUFS, why);
+		return;
+	}
+	if (peer_congested(mv) || mv->step == SRC_WAIT_STATE) {
+		/* on_peer_write or the ack wakes us; meanwhile watch the buffer */
+		src_again(mv, SRC_WAIT_US);
 		return;
 	}
 	switch (mv->step) {
@@ -1057,9 +1090,10 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	case SRC_STREAM:
 		src_stream_step(mv);
-		/* guarantee none and copies end with the state; the others with the marker */
-		if (mv->copy || mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE ||
-		    mv->workers_marked == all) {
+		/* copies end with the state; moves when the old path is empty (the marker):
+		 * stopping to drop or redirect sooner would let a late packet of a moved
+		 * flow start new state here */
+		if (mv->copy || mv->workers_marked == all) {
 			if (mv->tsc_marked == 0 && mv->workers_marked == all) {
 				MOVE_TRACE(mv, "marked");
 				mv->tsc_marked = rte_get_timer_cycles();

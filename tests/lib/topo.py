@@ -10,7 +10,7 @@ flow from port 0 and checks what comes back on ports 1 and 2; steer starts
 with every flow on A. The NF instances share one NAT address and split its
 ports when the NF is nat.
 
-    with Topology(tmp, nf="nat", workers=1) as t:
+    with Topology(tmp, nf="nat", workers=(1, 2)) as t:    # A 1 worker, B 2
         t.start_gen(flows=200, rate=20000, duration=4)
         t.wait_flows("A", 200)
         summary = t.move("src=10.0.0.0/25", "lf,op")
@@ -57,7 +57,8 @@ class Topology:
     def __init__(self, tmp, nf="nat", workers=1, idle_us=50, nf_args=None, mem=384):
         self.tmp = tmp
         self.nf = nf
-        self.workers = workers
+        # workers of A and B: one number for both, or a pair
+        self.workers = (workers, workers) if isinstance(workers, int) else tuple(workers)
         self.idle_us = idle_us
         self.mem = mem
         self.nf_args = nf_args or NF_ARGS[nf]
@@ -80,6 +81,10 @@ class Topology:
         if os.environ.get("MBX_LOG"):
             argv += ["--log-level", os.environ["MBX_LOG"]]
         argv += ["--", "--nf", nf, "--idle-sleep-us", str(self.idle_us), "--flows", "262144"]
+        # a shared machine can freeze a process for longer than the first-packet
+        # timeouts: an expired flow would show as a rewrite change, not a move's fault
+        for cls in ("udp_first", "udp", "tcp_syn_sent", "tcp_syn_recv"):
+            argv += ["--timeout", cls + "=3600"]
         p = mbxrun.Proc(argv, prefix, log_path=os.path.join(self.tmp, name + ".log"))
         self.procs[name] = p
         return p
@@ -103,10 +108,10 @@ class Topology:
         self.procs["S"].control()
         self._mbxd("A", [memif(0, self.socks["s2a"], "client"),
                          memif(1, self.socks["a2g"], "client")], self.nf_args["A"],
-                   self.workers)
+                   self.workers[0])
         self._mbxd("B", [memif(0, self.socks["s2b"], "client"),
                          memif(1, self.socks["b2g"], "client")], self.nf_args["B"],
-                   self.workers)
+                   self.workers[1])
         self.addr = {n: p.control() for n, p in self.procs.items()}
         topo = os.path.join(self.tmp, "topology")
         with open(topo, "w") as f:

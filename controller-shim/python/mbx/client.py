@@ -161,15 +161,16 @@ class Client:
         m = _DB.pool.FindServiceByName(service).methods_by_name[method]
         return _DB.GetSymbol(m.input_type.full_name), _DB.GetSymbol(m.output_type.full_name)
 
-    def stream(self, path, request=None, **fields):
-        """Call a method and yield every response frame; raise MbxError on an error Status."""
+    def stream(self, path, request=None, check=True, **fields):
+        """Call a method and yield every response frame; raise MbxError on an error Status
+        (with check=False, yield that frame too: a failed move's last one has its summary)."""
         req_t, resp_t = self._types(path)
         call_id = self._send(path, request if request is not None else req_t(**fields))
         while True:
             env = self._recv(call_id)
             resp = resp_t()
             resp.ParseFromString(env.payload)
-            if resp.HasField("status") and resp.status.code != 0:
+            if check and resp.HasField("status") and resp.status.code != 0:
                 raise MbxError(resp.status.code, resp.status.message)
             yield resp
             if not env.more:
