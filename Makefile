@@ -31,7 +31,7 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 demo: build
-	$(PYTHON) tools/demo/nat_demo.py
+	$(PYTHON) tools/demo/move_demo.py
 
 bench: build
 	$(PYTHON) bench/dataplane.py
