@@ -34,7 +34,7 @@ demo: build
 	$(PYTHON) tools/demo/move_demo.py
 
 bench: build
-	$(PYTHON) bench/dataplane.py
+	$(PYTHON) bench/dataplane.py && $(PYTHON) bench/state.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
