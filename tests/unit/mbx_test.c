@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit-test helpers: see mbx_test.h. */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,34 @@
 #include "mbx_test.h"
 
 static struct rte_mempool *pool;
+static pid_t eal_pid;
+static char run_dir[PATH_MAX];
+
+/* At exit of the process that set EAL up (not of check's forked children):
+ * leave no runtime directory behind in /var/run/dpdk. */
+static void
+eal_cleanup(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (getpid() != eal_pid)
+		return;
+	rte_eal_cleanup();
+	d = opendir(run_dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX + 256];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", run_dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(run_dir);
+}
 
 void
 mbx_test_eal(const char *name)
@@ -39,6 +69,9 @@ mbx_test_eal(const char *name)
 		fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
 		exit(2);
 	}
+	eal_pid = getpid();
+	snprintf(run_dir, sizeof(run_dir), "%s", rte_eal_get_runtime_dir());
+	atexit(eal_cleanup);
 	pool = rte_pktmbuf_pool_create("test_mbufs", 8192, 0, MBX_PKT_PRIV_SIZE,
 				       RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (pool == NULL) {
