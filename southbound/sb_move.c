@@ -66,6 +66,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define DEFAULT_LIMIT	   65536
 #define DEFAULT_TIMEOUT_MS 10000
 #define SRC_IDLE_US	   100	/* the source's poll of an empty redirect ring */
+#define ROLLBACK_SLACK	   4096 /* packets of a rolled-back filter arriving meanwhile */
 #define SRC_WAIT_US	   1000 /* its watch of the buffer while the destination is busy */
 #define MARKERS_MAX	   64	/* marker copies per worker (TX paths of the steering port) */
 
@@ -344,29 +345,39 @@ src_teardown(struct move *mv)
 	mv->dropped += atomic_load(&mv->rt.overflow);
 }
 
-/* Workers parked: take the rule away and give the held packets back to their workers. */
+struct rollback {
+	struct move *mv;
+	struct rte_ring *bufs[RTE_MAX_LCORE]; /* per worker, what the ring held for it */
+};
+
+/*
+ * Workers parked: the REDIRECT rule becomes a BUFFER rule holding what was
+ * redirected, per owner worker, in order; its in-order release then has each
+ * worker process them before anything it receives later.
+ */
 static int
 rollback_parked(struct mbx_dp *dp, void *arg)
 {
-	struct move *mv = arg;
+	struct rollback *rb = arg;
+	struct move *mv = rb->mv;
 	void *e;
 
 	for (uint16_t w = 0; w < dp->nb_workers; w++) {
 		struct mbx_events *ev = &dp->workers[w]->ev;
-		uint16_t k = 0;
 
 		for (uint16_t i = 0; i < ev->n; i++)
-			if (ev->rules[i].id != mv->rule)
-				ev->rules[k++] = ev->rules[i];
-		ev->n = k;
+			if (ev->rules[i].id == mv->rule) {
+				ev->rules[i].action = MBX_ACTION_BUFFER;
+				ev->rules[i].buf = rb->bufs[w];
+				ev->rules[i].redirect = NULL;
+			}
 	}
-	mv->rule = 0;
-	while (mv->rt.ring != NULL && rte_ring_dequeue(mv->rt.ring, &e) == 0) {
+	while (rte_ring_sc_dequeue(mv->rt.ring, &e) == 0) {
 		uint16_t w, i, n;
 
 		if (mbx_move_token(e, &w, &i, &n))
 			continue;
-		if (rte_ring_mp_enqueue(dp->workers[mbx_owner(dp, mbx_pkt(e))]->handoff, e) != 0) {
+		if (rte_ring_sp_enqueue(rb->bufs[mbx_owner(dp, mbx_pkt(e))], e) != 0) {
 			rte_pktmbuf_free(e);
 			mv->dropped++;
 		}
@@ -405,8 +416,35 @@ src_rollback(struct move *mv)
 			off += im.len;
 		}
 	}
-	if (mv->rule != 0)
-		mbx_ctrl_park_all(dp, rollback_parked, mv);
+	if (mv->rule == 0)
+		return;
+	{
+		struct rollback rb = {.mv = mv};
+		unsigned int cap = rte_ring_count(mv->rt.ring) + ROLLBACK_SLACK;
+		char name[RTE_RING_NAMESIZE];
+		uint16_t w;
+
+		for (w = 0; w < dp->nb_workers; w++) {
+			snprintf(name, sizeof(name), "mbx_rb_%" PRIu64 "_%u", ++mv_g.seq, w);
+			rb.bufs[w] =
+				rte_ring_create(name, cap, rte_socket_id(),
+						RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+			if (rb.bufs[w] == NULL)
+				break;
+		}
+		if (w < dp->nb_workers) {
+			/* no memory: the redirected packets are dropped (and counted) */
+			MOVE_LOG(ERR, "move %" PRIu64 ": no memory to give back %u packets", mv->id,
+				 rte_ring_count(mv->rt.ring));
+			while (w > 0)
+				rte_ring_free(rb.bufs[--w]);
+			return;
+		}
+		mbx_ctrl_park_all(dp, rollback_parked, &rb);
+		/* the rings go with the rule: its release processes them, then frees them */
+		sb_rule_remove(mv->rule, NULL, false, NULL, NULL);
+		mv->rule = 0;
+	}
 }
 
 /* The destination may have acknowledged a state this source never saw acknowledged. */
@@ -462,8 +500,10 @@ static void
 dst_finish(struct move *mv, const char *why)
 {
 	if (why != NULL && mv->state_acked)
-		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s; the %" PRIu64
-			 " flows acknowledged stay here", mv->id, why, mv->flows);
+		MOVE_LOG(WARNING,
+			 "move %" PRIu64 " (destination): %s; the %" PRIu64
+			 " flows acknowledged stay here",
+			 mv->id, why, mv->flows);
 	else if (why != NULL)
 		MOVE_LOG(WARNING, "move %" PRIu64 " (destination): %s; nothing installed", mv->id,
 			 why);
