@@ -44,6 +44,13 @@
 #include "mbx_pkt.h"
 #include "mbx_table.h"
 
+/** The scopes of an NF's state (the southbound's Scope, and move_scopes' bits). */
+enum mbx_scope {
+	MBX_SCOPE_PER_FLOW = 0,
+	MBX_SCOPE_MULTI_FLOW = 1,
+	MBX_SCOPE_ALL_FLOWS = 2,
+};
+
 /** What create() is given. */
 struct mbx_nf_params {
 	const char *args;    /**< the "key=value,..." part of --nf, "" if none */

@@ -28,12 +28,6 @@
 #include "mbx_flow.h"
 #include "mbx_worker.h"
 
-enum mbx_scope {
-	MBX_SCOPE_PER_FLOW = 0,
-	MBX_SCOPE_MULTI_FLOW = 1,
-	MBX_SCOPE_ALL_FLOWS = 2,
-};
-
 /** One exported or imported piece of state, 8-byte aligned in a buffer. */
 struct mbx_state_rec {
 	uint32_t len;	   /**< bytes of the whole record, padding included */

@@ -476,6 +476,9 @@ static const struct mbx_nf_ops fw_ops = {
 	.flow_state_size = sizeof(struct fw_conn),
 	.state_version = 1,
 	.state_types = {"mbx.v1.FwConnState", "mbx.v1.FwHostConns", "mbx.v1.FwRules"},
+	/* a destination without the rules gets them with the first flows it takes */
+	.move_scopes =
+		1u << MBX_SCOPE_PER_FLOW | 1u << MBX_SCOPE_MULTI_FLOW | 1u << MBX_SCOPE_ALL_FLOWS,
 	.counter_names = fw_counter_names,
 	.nb_counters = FW_CTR_MAX,
 	.create = fw_create,

@@ -96,10 +96,20 @@ MOVES = [("lf,op", "p2p"), ("lf,op", "controller"), ("lf", "p2p"), ("lf", "contr
          ("none", "p2p"), ("none", "controller")]
 
 
+FW_RULES = "deny src=10.66.0.0/16\nallow src=10.0.1.0/24,proto=tcp,dport=5000\n"
+
+
 def case_guarantees(tmp, nf, workers):
     tcp = nf == "fw"
     flows = 384  # six per host
-    with topo.Topology(tmp, nf=nf, workers=workers) as t:
+    nf_args = None
+    if tcp:
+        # A has rules and denies the rest; B has none yet: they come with the first move
+        rules = os.path.join(tmp, "fw.rules")
+        with open(rules, "w") as f:
+            f.write(FW_RULES)
+        nf_args = {"A": "fw,rules=%s,default=deny" % rules, "B": "fw,default=deny"}
+    with topo.Topology(tmp, nf=nf, workers=workers, nf_args=nf_args) as t:
         # fw: TCP whose handshakes open during the whole sending time, moves included
         extra = ["--tcp-fin", "--open-rate", "60"] if tcp else []
         t.start_gen(flows=flows, rate=12000, duration=8 if tcp else 6, hosts=HOSTS,
@@ -117,6 +127,16 @@ def case_guarantees(tmp, nf, workers):
         report = t.gen_report()
         b_stats = t.procs["B"].query("/mbx/stats")
         a_stats = t.procs["A"].query("/mbx/stats")
+        if tcp:
+            rules = {}
+            for name in ("A", "B"):
+                with t.client(name) as c:
+                    rules[name] = [c.decode_state(ch) for ch in c.get_state("all-flows",
+                                                                            nf="fw")]
+            check(rules["A"] == rules["B"] and len(rules["A"]) == 1 and
+                  len(rules["A"][0].rules) == 2,
+                  "B, which had no rules, has A's two (version %08x) from the first move" % (
+                      rules["A"][0].version if rules["A"] else 0))
     print("mbxgen: " + topo.verdict(report))
     for g, ((guarantee, mode), s) in enumerate(zip(MOVES, summaries)):
         if not s:
