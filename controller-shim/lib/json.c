@@ -48,8 +48,9 @@ print_base64(FILE *f, const uint8_t *p, size_t n)
 static bool
 is_address_field(const char *name)
 {
-	static const char *const names[] = {"src",     "dst",	   "addr",    "host",
-					    "in_addr", "ext_addr", "addr_lo", "addr_hi"};
+	/* every address of the mbx.v1 messages (NF state included) */
+	static const char *const names[] = {"src",	"dst",	   "addr",    "host", "in_addr",
+					    "ext_addr", "addr_lo", "addr_hi", "vip",  "backend"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)
