@@ -36,6 +36,8 @@ const uint8_t mbx_rss_key[MBX_RSS_KEY_LEN] = {
 #define EXPIRE_BUDGET 32
 /* Attempts to place a burst on a TX queue that is momentarily full. */
 #define TX_RETRIES 8
+/* How long a worker waits, at most, for a full TX queue to take a burst. */
+#define TX_STALL_US 1000
 
 static _Atomic unsigned int name_seq;
 
@@ -116,13 +118,41 @@ mbx_worker_expire(struct mbx_worker *w, uint64_t now, unsigned int budget)
 	return mbx_table_expire(w->table, now, budget, expire_cb, w);
 }
 
+/*
+ * A full TX queue is back-pressure, not loss: the worker retries, then waits
+ * for the port (or the peer it shares a core with) up to TX_STALL_US before
+ * it drops what is left; meanwhile its RX queues fill, and what overflows
+ * there is counted as rx_missed. A port that stalled that long (its peer is
+ * gone) gets only the quick retries until it takes a packet again, so that
+ * it cannot slow the others down.
+ */
 static uint16_t
 tx_burst(struct mbx_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
+	uint64_t deadline = 0;
 	uint16_t sent = 0;
 
-	for (int i = 0; i < TX_RETRIES && sent < n; i++)
-		sent += rte_eth_tx_burst(port, w->txq[port], pkts + sent, n - sent);
+	for (int i = 0; sent < n; i++) {
+		uint16_t k = rte_eth_tx_burst(port, w->txq[port], pkts + sent, n - sent);
+
+		sent += k;
+		if (k > 0)
+			w->tx_stalled[port] = false;
+		if (sent == n || i < TX_RETRIES)
+			continue;
+		if (w->tx_stalled[port])
+			break;
+		if (deadline == 0) {
+			deadline = rte_get_timer_cycles() + rte_get_timer_hz() * TX_STALL_US / US_PER_S;
+		} else if (rte_get_timer_cycles() > deadline) {
+			w->tx_stalled[port] = true;
+			break;
+		}
+		if (w->dp->idle_sleep_us > 0)
+			rte_delay_us_sleep(1);
+		else
+			rte_pause();
+	}
 	w->stats[MBX_WSTAT_TX] += sent;
 	return sent;
 }
