@@ -37,7 +37,7 @@ const uint8_t mbx_rss_key[MBX_RSS_KEY_LEN] = {
 /* Attempts to place a burst on a TX queue that is momentarily full. */
 #define TX_RETRIES 8
 /* How long a worker waits, at most, for a full TX queue to take a burst. */
-#define TX_STALL_US 1000
+#define TX_STALL_US 10000
 
 static _Atomic unsigned int name_seq;
 
