@@ -46,11 +46,15 @@ NF_ARGS = {
 
 
 def memif(i, sock, role):
-    return "net_memif%d,role=%s,id=0,socket=%s,socket-abstract=no" % (i, role, sock)
+    # 4096 slots a ring (memif's default is 1024), as many as a NIC queue often has:
+    # a worker busy exporting state, or waiting for the CPU, is not a loss
+    return "net_memif%d,role=%s,id=0,socket=%s,socket-abstract=no,rsize=12" % (i, role, sock)
 
 
 def lcores(workers):
-    return "0-1" if workers == 1 else "(0-%d)@(0-1)" % workers
+    # every lcore may run on either CPU: pinned, the five processes' workers would
+    # all share CPU 1 and wait on each other for whole scheduler slices
+    return "(0-%d)@(0-1)" % workers
 
 
 class Topology:
@@ -93,7 +97,7 @@ class Topology:
                   extra=()):
         """mbxgen first (it serves three links), then steer, A and B, then mbxctld."""
         prefix = mbxrun.unique_prefix("mvgen")
-        argv = [MBXGEN] + mbxrun.eal_args(prefix, lcores="0-1", mem=self.mem, vdevs=[
+        argv = [MBXGEN] + mbxrun.eal_args(prefix, lcores=lcores(1), mem=self.mem, vdevs=[
             memif(0, self.socks["g2s"], "server"), memif(1, self.socks["a2g"], "server"),
             memif(2, self.socks["b2g"], "server")])
         argv += ["--", "--tx-port", "0", "--rx-ports", "1,2", "--flows", str(flows),
