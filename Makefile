@@ -46,7 +46,7 @@ demo: build
 	$(PYTHON) tools/demo/move_demo.py
 
 bench: build bench-deps
-	$(PYTHON) bench/dataplane.py && $(PYTHON) bench/state.py
+	$(PYTHON) bench/dataplane.py && $(PYTHON) bench/state.py && $(PYTHON) bench/move.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
