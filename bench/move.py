@@ -297,7 +297,7 @@ def run_once(case, rate, lay, workdir, args, do_move=True):
     res = {"case": dict(case), "rate_pps": rate, "layout": lay.describe(), "dir": workdir}
     t_start = time.monotonic()
     cpu0, own0 = busy_s(), own_cpu_s()
-    t = MoveTopology(workdir, nf="nat", nf_args=NF_ARGS, mem=args.mem)
+    t = MoveTopology(workdir, nf="nat", nf_args=NF_ARGS, mem=args.mem, mbufs=args.mbufs)
     LIVE.append(t)
     try:
         t.start_gen(flows=lay.total, rate=rate, duration=600, hosts=lay.hosts,
@@ -875,7 +875,10 @@ def main():
     ap.add_argument("--retries", type=int, default=2,
                     help="runs again (at most this often) whose traffic lost packets before "
                          "the move started: the rate was not held then (default 2)")
-    ap.add_argument("--mem", type=int, default=384, help="-m of every DPDK process (MB)")
+    ap.add_argument("--mem", type=int, default=1024, help="-m of every DPDK process (MB)")
+    ap.add_argument("--mbufs", type=int, default=131072,
+                    help="packet buffers of A and B: half of them is what A may hold while B "
+                    "installs the state (100k flows at 240 kpps hold ~30k)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 500 and 1000 flows, 1 repeat, output in results/tmp/quick")
     ap.add_argument("--out", default=None, help="directory for move.json and the plots")

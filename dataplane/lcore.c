@@ -36,6 +36,8 @@ const uint8_t mbx_rss_key[MBX_RSS_KEY_LEN] = {
 #define EXPIRE_BUDGET 32
 /* Attempts to place a burst on a TX queue that is momentarily full. */
 #define TX_RETRIES 8
+/* How long control work (a state export slice: milliseconds) waits, at most, while RX is busy. */
+#define CTRL_DEFER_US 10000
 /* How long a worker waits, at most, for a full TX queue to take a burst. */
 #define TX_STALL_US 10000
 
@@ -462,10 +464,14 @@ mbx_worker_loop(void *arg)
 	if (dp->idle_sleep_us > 0)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	MBX_LOG(INFO, worker, "worker %u on lcore %u: %u RX queues", w->id, w->lcore, w->nb_rxq);
+	const uint64_t ctrl_defer = rte_get_timer_hz() * CTRL_DEFER_US / US_PER_S;
+	uint64_t ctrl_tsc = rte_get_timer_cycles();
+
 	for (;;) {
 		int st = atomic_load_explicit(&dp->run_state, memory_order_relaxed);
 		uint64_t gen = atomic_load_explicit(&dp->drain_gen, memory_order_relaxed);
 		unsigned int work = 0;
+		bool rx_busy = false;
 		uint16_t n;
 
 		if (st == MBX_QUIT)
@@ -478,6 +484,7 @@ mbx_worker_loop(void *arg)
 					continue;
 				w->stats[MBX_WSTAT_RX] += n;
 				work += n;
+				rx_busy |= n == MBX_BURST;
 				mbx_worker_rx(w, pkts, n, w->rxq[q].port);
 			}
 		}
@@ -491,7 +498,15 @@ mbx_worker_loop(void *arg)
 			if (w->drains[port])
 				work += drain_txring(w, port);
 		mbx_worker_flush(w);
-		work += mbx_ctrl_serve(w);
+		/*
+		 * Control requests wait while a queue returns full bursts, so that
+		 * a long one (an export slice) runs between drained queues rather
+		 * than between every burst: at most CTRL_DEFER_US.
+		 */
+		if (!rx_busy || rte_get_timer_cycles() - ctrl_tsc >= ctrl_defer) {
+			work += mbx_ctrl_serve(w);
+			ctrl_tsc = rte_get_timer_cycles();
+		}
 		if (w->table != NULL)
 			work += mbx_worker_expire(w, rte_rdtsc(), EXPIRE_BUDGET);
 		if (work == 0) {

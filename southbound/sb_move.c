@@ -1299,9 +1299,22 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 	mv->x.buf = malloc(STATE_BYTES);
 	limit = req->redirect_limit ? req->redirect_limit : DEFAULT_LIMIT;
 	mbx__v1__start_move_request__free_unpacked(req, NULL);
+	/*
+	 * The buffer holds packet buffers of the pool RX takes from: it may use
+	 * half of what is free, never so many that RX starves and every flow,
+	 * moved or not, loses packets. Beyond, the move fails (ENOBUFS).
+	 */
+	if (limit > rte_mempool_avail_count(sb_dp()->mp) / 2) {
+		uint32_t room = RTE_MAX(rte_mempool_avail_count(sb_dp()->mp) / 2, 1u);
+
+		MOVE_LOG(WARNING,
+			 "move %" PRIu64 ": redirect buffer of %u packets cut to %u, half the free "
+			 "packet buffers (more with --mbufs)",
+			 mv->id, limit, room);
+		limit = room;
+	}
 	snprintf(name, sizeof(name), "mbx_mv_%" PRIu64, ++mv_g.seq);
-	mv->rt.ring =
-		rte_ring_create(name, rte_align32pow2(limit + 1), rte_socket_id(), RING_F_SC_DEQ);
+	mv->rt.ring = rte_ring_create(name, limit, rte_socket_id(), RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	if (mv->x.buf == NULL || mv->rt.ring == NULL || mbx_move_rt_add(&mv->rt) < 0) {
 		rte_ring_free(mv->rt.ring);
 		mv->rt.ring = NULL;

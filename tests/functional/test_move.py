@@ -249,7 +249,7 @@ def case_failures(tmp):
         # a move of overlapping flows while one runs is refused; a full buffer rolls back
         peer = expect_frozen(t, b, 1001, 1)  # B takes nothing in: A's buffer fills
         try:
-            mv = StartMove(t.addr["A"], 1001, group_filter(1), peer, redirect_limit=32)
+            mv = StartMove(t.addr["A"], 1001, group_filter(1), peer, redirect_limit=128)
             check(mv.wait_phase("REDIRECTING"), "a move of group 1 redirects: " +
                   " ".join(mv.phases))
             other = StartMove(t.addr["A"], 1002, "src=10.0.1.0/27", "127.0.0.1:1")
@@ -261,7 +261,7 @@ def case_failures(tmp):
             mv.join(30)
             check(mv.status is not None and "buffer filled" in mv.status.message and
                   mv.summary is not None and mv.summary.rolled_back,
-                  "the 32-packet redirect buffer filled and the move rolled back: " +
+                  "the 128-packet redirect buffer filled and the move rolled back: " +
                   (mv.status.message if mv.status else "no answer"))
             dropped1 = mv.summary.dropped if mv.summary else -1
         finally:

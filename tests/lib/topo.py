@@ -58,13 +58,14 @@ def lcores(workers):
 
 
 class Topology:
-    def __init__(self, tmp, nf="nat", workers=1, idle_us=50, nf_args=None, mem=384):
+    def __init__(self, tmp, nf="nat", workers=1, idle_us=50, nf_args=None, mem=384, mbufs=None):
         self.tmp = tmp
         self.nf = nf
         # workers of A and B: one number for both, or a pair
         self.workers = (workers, workers) if isinstance(workers, int) else tuple(workers)
         self.idle_us = idle_us
         self.mem = mem
+        self.mbufs = mbufs  # A's and B's packet buffers (--mbufs), or mbxd's default
         self.nf_args = nf_args or NF_ARGS[nf]
         self.procs = {}
         self.gen = None
@@ -85,6 +86,8 @@ class Topology:
         if os.environ.get("MBX_LOG"):
             argv += ["--log-level", os.environ["MBX_LOG"]]
         argv += ["--", "--nf", nf, "--idle-sleep-us", str(self.idle_us), "--flows", "262144"]
+        if self.mbufs and name in ("A", "B"):
+            argv += ["--mbufs", str(self.mbufs)]
         # a shared machine can freeze a process for longer than the first-packet
         # timeouts: an expired flow would show as a rewrite change, not a move's fault
         for cls in ("udp_first", "udp", "tcp_syn_sent", "tcp_syn_recv"):
