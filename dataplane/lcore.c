@@ -145,7 +145,8 @@ tx_burst(struct mbx_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n
 		if (w->tx_stalled[port])
 			break;
 		if (deadline == 0) {
-			deadline = rte_get_timer_cycles() + rte_get_timer_hz() * TX_STALL_US / US_PER_S;
+			deadline = rte_get_timer_cycles() +
+				   rte_get_timer_hz() * TX_STALL_US / US_PER_S;
 		} else if (rte_get_timer_cycles() > deadline) {
 			w->tx_stalled[port] = true;
 			break;

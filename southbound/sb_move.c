@@ -1314,7 +1314,8 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 		limit = room;
 	}
 	snprintf(name, sizeof(name), "mbx_mv_%" PRIu64, ++mv_g.seq);
-	mv->rt.ring = rte_ring_create(name, limit, rte_socket_id(), RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	mv->rt.ring =
+		rte_ring_create(name, limit, rte_socket_id(), RING_F_SC_DEQ | RING_F_EXACT_SZ);
 	if (mv->x.buf == NULL || mv->rt.ring == NULL || mbx_move_rt_add(&mv->rt) < 0) {
 		rte_ring_free(mv->rt.ring);
 		mv->rt.ring = NULL;
