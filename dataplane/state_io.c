@@ -6,15 +6,21 @@
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_hash.h>
 
 #include "mbx_ctrl.h"
 #include "mbx_state.h"
+
+/* Records per import group: the hash buckets of a group's keys are fetched together. */
+#define IMPORT_GROUP (RTE_HASH_LOOKUP_BULK_MAX / 2)
 
 uint16_t
 mbx_state_owner(const struct mbx_dp *dp, const struct mbx_flow_key *key, uint8_t side)
 {
 	struct mbx_pkt p;
 
+	if (dp->nb_workers == 1)
+		return 0;
 	/* the owner of a flow is the owner of its first packet */
 	memset(&p, 0, sizeof(p));
 	p.key = *key;
@@ -175,7 +181,7 @@ mbx_state_undo(struct mbx_worker *w, void *arg)
 }
 
 static int
-import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo *u)
+import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo *u, uint64_t now)
 {
 	const struct mbx_chain_nf *e = &w->dp->chain.nf[r->nf];
 	struct mbx_flow_key rev;
@@ -184,18 +190,23 @@ import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo
 
 	if (w->table == NULL || e->ops->flow_put == NULL)
 		return -ENOTSUP;
-	f = mbx_table_lookup(w->table, &r->key, NULL);
-	u->created = f == NULL;
-	if (f == NULL) {
-		f = mbx_table_add(w->table, &r->key, mbx_tmo_class_of(r->key.proto, 0),
-				  rte_rdtsc());
-		if (f == NULL)
-			return -rte_errno;
+	/* a new flow, usually: its lookup is the one mbx_table_add() makes */
+	f = mbx_table_add(w->table, &r->key, mbx_tmo_class_of(r->key.proto, 0), now);
+	u->created = f != NULL;
+	if (f != NULL) {
 		if (r->side == MBX_SIDE_OUTSIDE)
 			f->flags |= MBX_FLOW_F_FROM_OUTSIDE;
 		w->stats[MBX_WSTAT_FLOWS_CREATED]++;
-	} else if (nf_has_state(w, r->nf, f)) {
-		return -EEXIST;
+	} else {
+		rc = -rte_errno;
+		if (rc != -EEXIST && rc != -ENOSPC)
+			return rc;
+		/* the flow is there already (another NF's state of it), or no room */
+		f = mbx_table_lookup(w->table, &r->key, NULL);
+		if (f == NULL)
+			return rc;
+		if (nf_has_state(w, r->nf, f))
+			return -EEXIST;
 	}
 	if (r->has_reply)
 		rev = r->reply_key;
@@ -213,12 +224,45 @@ import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo
 	return 0;
 }
 
+/*
+ * Bring in the hash buckets of the keys of the next IMPORT_GROUP records,
+ * both directions, with one bulk lookup (which prefetches them all at
+ * once): the installs that follow find them in the cache instead of
+ * waiting for memory once per key.
+ */
+static void
+import_prefetch(struct mbx_worker *w, const struct mbx_state_rec *r, const uint8_t *end)
+{
+	const struct mbx_flow_key *keys[2 * IMPORT_GROUP];
+	struct mbx_flow_key rev[IMPORT_GROUP];
+	struct mbx_flow *flows[2 * IMPORT_GROUP];
+	uint8_t dirs[2 * IMPORT_GROUP];
+	unsigned int n = 0;
+
+	for (unsigned int k = 0; k < IMPORT_GROUP && (const uint8_t *)r < end;
+	     k++, r = mbx_state_rec_next(r)) {
+		if (r->scope != MBX_SCOPE_PER_FLOW)
+			continue;
+		keys[n++] = &r->key;
+		if (r->has_reply) {
+			keys[n++] = &r->reply_key;
+		} else {
+			mbx_flow_key_reverse(&rev[k], &r->key);
+			keys[n++] = &rev[k];
+		}
+	}
+	if (n > 0)
+		mbx_table_lookup_bulk(w->table, keys, n, flows, dirs);
+}
+
 int
 mbx_state_import(struct mbx_worker *w, void *arg)
 {
 	struct mbx_import *im = arg;
 	const uint8_t *end = im->recs + im->len;
 	const struct mbx_state_rec *r;
+	uint64_t now = rte_rdtsc();
+	unsigned int k = 0;
 	int rc = 0;
 
 	im->done = 0;
@@ -226,12 +270,17 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 		struct mbx_undo *u = &im->undo[im->done];
 		const struct mbx_chain_nf *e = &w->dp->chain.nf[r->nf];
 
+		if (k-- == 0) {
+			k = IMPORT_GROUP - 1;
+			if (w->table != NULL)
+				import_prefetch(w, r, end);
+		}
 		u->nf = r->nf;
 		u->scope = r->scope;
 		u->key = r->key;
 		u->created = 0;
 		if (r->scope == MBX_SCOPE_PER_FLOW)
-			rc = import_flow(w, r, u);
+			rc = import_flow(w, r, u, now);
 		else if (e->ops->multi_put != NULL)
 			rc = e->ops->multi_put(&w->nf[r->nf], &r->key, r->state, r->state_len);
 		else

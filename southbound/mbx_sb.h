@@ -25,6 +25,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "mbx/v1/common.pb-c.h"
+#include "mbx_ctrl.h"
 #include "mbx_pbconv.h"
 #include "mbx_events.h"
 #include "mbx_flow.h"
@@ -60,6 +61,12 @@ void sb_nodelay(int fd);
  */
 int sb_reply(struct sb_call *call, const ProtobufCMessage *resp, bool more);
 
+/**
+ * As sb_reply(), with the Response message already encoded: @p len bytes at
+ * @p payload (copied).
+ */
+int sb_reply_payload(struct sb_call *call, const uint8_t *payload, size_t len, bool more);
+
 /** End @p call with an error Status {code = @p err (an errno), message}. */
 int sb_reply_error(struct sb_call *call, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -78,6 +85,40 @@ typedef bool (*sb_step)(struct sb_call *call, void *job);
  * until the client goes away; then @p job_free(@p job) runs.
  */
 void sb_call_start_job(struct sb_call *call, sb_step step, void *job, void (*job_free)(void *));
+
+/**
+ * From a step: do not run the step again until sb_call_wake() (it waits for
+ * a worker's answer, see sb_ctrl_post()). Without this, a step that returns
+ * false runs again at once.
+ */
+void sb_call_sleep(struct sb_call *call);
+
+/** Run the step of a sleeping @p call again (no-op if it is not sleeping). */
+void sb_call_wake(struct sb_call *call);
+
+/**
+ * A control request a job sends to a worker without waiting for it: the
+ * worker answers on its response ring and writes an eventfd; the loop then
+ * marks it answered and wakes @c call (sb_call_wake()).
+ */
+struct sb_ctrl {
+	struct mbx_ctrl_req req; /**< req.rc is fn's result once answered */
+	struct sb_call *call;	 /**< woken when answered, or NULL */
+	uint16_t worker;
+	bool pending; /**< posted, not answered yet */
+};
+
+/**
+ * Post fn(@p worker, @p arg) for @p call, which usually sleeps until it is
+ * answered (sb_call_sleep()). @p c and @p arg must live until then: a job
+ * that goes away first waits with sb_ctrl_wait().
+ * @return 0; -ENOBUFS if the worker's ring is full (post again later); -errno.
+ */
+int sb_ctrl_post(struct sb_ctrl *c, uint16_t worker, mbx_ctrl_fn fn, void *arg,
+		 struct sb_call *call);
+
+/** Wait until @p c is answered, outside the loop (nobody is woken). */
+void sb_ctrl_wait(struct sb_ctrl *c);
 
 /** Keep @p call open after its handler returns (a subscription); see sb_call_on_close(). */
 void sb_call_keep(struct sb_call *call, void (*on_close)(struct sb_call *call, void *arg),
@@ -106,6 +147,18 @@ void sb_chunks_fini(struct sb_chunks *s);
  */
 size_t sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *consumed);
 
+struct mbx_state_rec;
+
+/**
+ * Bytes of the StateChunk of record @p r of NF @p nf at state @p version,
+ * encoded as protobuf-c encodes it (sb_chunk_put()).
+ */
+size_t sb_chunk_size(const struct mbx_state_rec *r, const char *nf, uint32_t version);
+
+/** Write that StateChunk at @p out. @return the byte after it. */
+uint8_t *sb_chunk_put(uint8_t *out, const struct mbx_state_rec *r, const char *nf,
+		      uint32_t version);
+
 /**
  * An import: chunks grouped by the worker owning each key, installed in
  * slices (all-flows first), all or nothing: a failing step undoes every
@@ -123,6 +176,14 @@ void sb_import_free(struct sb_import *im);
  */
 int sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, char *msg,
 		  size_t mlen);
+
+/**
+ * Add a chunk from its encoded bytes (a StateChunk as on the wire), without
+ * decoding it into protobuf-c structures; as sb_import_add() otherwise, and
+ * EBADMSG if it does not decode.
+ */
+int sb_import_add_wire(struct sb_import *im, const uint8_t *buf, size_t len, int scope, char *msg,
+		       size_t mlen);
 
 /** Install one slice; @p done when nothing is left. @return 0 or -errno (everything undone). */
 int sb_import_step(struct sb_import *im, bool *done, char *msg, size_t mlen);

@@ -53,6 +53,7 @@ struct sb_call {
 	void *on_close_arg;
 	struct event *ev; /* runs the step */
 	bool paused;	  /* waiting for the client to read */
+	bool sleeping;	  /* waiting for sb_call_wake() */
 	bool kept;	  /* stays open after its handler */
 	TAILQ_ENTRY(sb_call) node;
 };
@@ -150,6 +151,12 @@ send_frame(struct sb_call *call, const uint8_t *payload, size_t len, bool more)
 }
 
 int
+sb_reply_payload(struct sb_call *call, const uint8_t *payload, size_t len, bool more)
+{
+	return send_frame(call, payload, len, more);
+}
+
+int
 sb_reply(struct sb_call *call, const ProtobufCMessage *resp, bool more)
 {
 	size_t len = protobuf_c_message_get_packed_size(resp);
@@ -213,10 +220,26 @@ run_step(evutil_socket_t fd, short what, void *arg)
 		call->paused = true; /* resumed by on_write */
 		return;
 	}
+	call->sleeping = false;
 	if (call->step(call, call->job))
 		call_free(call);
-	else
+	else if (!call->sleeping)
 		event_active(call->ev, EV_TIMEOUT, 0);
+}
+
+void
+sb_call_sleep(struct sb_call *call)
+{
+	call->sleeping = true;
+}
+
+void
+sb_call_wake(struct sb_call *call)
+{
+	if (!call->sleeping || call->ev == NULL)
+		return;
+	call->sleeping = false;
+	event_active(call->ev, EV_TIMEOUT, 0);
 }
 
 void

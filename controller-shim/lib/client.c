@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "mbx/v1/dataplane.pb-c.h"
 #include "mbx_frame.h"
 #include "mbx_proto.h"
+#include "mbx_wire.h"
 #include "mbxctl.h"
 
 /* Largest response frame this client accepts. */
@@ -215,16 +217,74 @@ status_of(const ProtobufCMessage *m)
 	return *(Mbx__V1__Status **)((const char *)m + fd->offset);
 }
 
-int
-mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
-		ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
+static int
+writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -errno;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int64_t
+mbxctl_send_payload(struct mbxctl *c, const char *method, const uint8_t *payload, size_t len)
+{
+	/* the Envelope by hand, its payload and token sent from where they are */
+	size_t mlen = strlen(method), tlen = c->token ? strlen(c->token) : 0;
+	size_t env = mbx_wire_uint_size(1, (uint64_t)c->next_id) + mbx_wire_len_size(2, mlen) +
+		     mbx_wire_len_size(3, len) + (tlen ? mbx_wire_len_size(4, tlen) : 0);
+	uint8_t *hdr = malloc(MBX_FRAME_HDR_LEN + 48 + mlen), *p = hdr + MBX_FRAME_HDR_LEN;
+	uint8_t tok[16], *t = tok;
+	struct iovec iov[4];
+	int rc;
+
+	if (hdr == NULL)
+		return -ENOMEM;
+	if (env > UINT32_MAX) {
+		free(hdr);
+		return -EMSGSIZE;
+	}
+	hdr[0] = 0;
+	hdr[1] = (uint8_t)(env >> 24);
+	hdr[2] = (uint8_t)(env >> 16);
+	hdr[3] = (uint8_t)(env >> 8);
+	hdr[4] = (uint8_t)env;
+	p = mbx_wire_put_uint(p, 1, (uint64_t)c->next_id);
+	p = mbx_wire_put_bytes(p, 2, method, mlen);
+	p = mbx_wire_put_len_hdr(p, 3, len);
+	if (tlen)
+		t = mbx_wire_put_len_hdr(tok, 4, tlen);
+	iov[0] = (struct iovec){hdr, (size_t)(p - hdr)};
+	iov[1] = (struct iovec){(void *)(uintptr_t)payload, len};
+	iov[2] = (struct iovec){tok, (size_t)(t - tok)};
+	iov[3] = (struct iovec){c->token, tlen};
+	rc = writev_all(c->fd, iov, tlen ? 4 : 2);
+	free(hdr);
+	return rc < 0 ? rc : c->next_id++;
+}
+
+/* Read the next frame into c->buf. @return its length, or -errno with a reason in @p err. */
+static long
+read_frame(struct mbxctl *c, char *err, size_t errlen)
 {
 	uint8_t hdr[MBX_FRAME_HDR_LEN];
-	Mbx__V1__Envelope *env;
 	long n;
 	int rc;
 
-	*resp = NULL;
 	rc = read_all(c->fd, hdr, sizeof(hdr));
 	if (rc < 0) {
 		snprintf(err, errlen, "connection: %s", strerror(-rc));
@@ -238,8 +298,10 @@ mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *
 	if ((size_t)n > c->cap) {
 		uint8_t *b = realloc(c->buf, (size_t)n);
 
-		if (b == NULL)
+		if (b == NULL) {
+			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
+		}
 		c->buf = b;
 		c->cap = (size_t)n;
 	}
@@ -249,6 +311,86 @@ mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *
 		snprintf(err, errlen, "connection: %s", strerror(-rc));
 		return rc;
 	}
+	return n;
+}
+
+int
+mbxctl_recv_payload(struct mbxctl *c, int64_t *id, const uint8_t **payload, size_t *len, bool *more,
+		    char *err, size_t errlen)
+{
+	long n = read_frame(c, err, errlen);
+	const uint8_t *p = c->buf + MBX_FRAME_HDR_LEN, *end = c->buf + (n > 0 ? n : 0);
+	struct mbx_wire_field f;
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	*id = 0;
+	*payload = p;
+	*len = 0;
+	if (more != NULL)
+		*more = false;
+	/* the Envelope without a copy of its payload */
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		uint8_t want = f.num == 1 || f.num == 5 ? MBX_WIRE_VARINT : MBX_WIRE_LEN;
+
+		if (f.num == 0 || f.num > 5)
+			continue;
+		if (f.type != want)
+			break;
+		if (f.num == 1)
+			*id = (int64_t)f.v;
+		else if (f.num == 3)
+			*payload = f.data, *len = f.len;
+		else if (f.num == 5 && more != NULL)
+			*more = f.v != 0;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "undecodable frame from the server");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int
+mbxctl_payload_status(const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+	const char *msg = "";
+	size_t mlen = 0;
+	int32_t code = 0;
+
+	if (mbx_wire_status(payload, len, &code, &msg, &mlen) < 0) {
+		snprintf(err, errlen, "undecodable response");
+		return -EPROTO;
+	}
+	if (code == 0)
+		return 0;
+	snprintf(err, errlen, "%.*s", (int)(mlen < 1024 ? mlen : 1024), msg);
+	return code > 0 ? -code : code;
+}
+
+int
+mbxctl_chunk_scan(const uint8_t *chunk, size_t len, int *scope)
+{
+	struct mbx_wire_chunk c;
+
+	if (mbx_wire_chunk_parse(chunk, len, &c) < 0)
+		return -EINVAL;
+	*scope = c.scope;
+	return 0;
+}
+
+int
+mbxctl_recv_raw(struct mbxctl *c, int64_t id, const ProtobufCMessageDescriptor *desc,
+		ProtobufCMessage **resp, bool *more, char *err, size_t errlen)
+{
+	Mbx__V1__Envelope *env;
+	long n;
+
+	*resp = NULL;
+	n = read_frame(c, err, errlen);
+	if (n < 0)
+		return (int)n;
 	env = mbx_frame_unpack(c->buf, (size_t)n);
 	if (env == NULL || env->call_id != (uint64_t)id) {
 		snprintf(err, errlen, "unexpected frame from the server");

@@ -69,6 +69,39 @@ int mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *re
 		size_t errlen);
 
 /**
+ * Start a call whose Request is already encoded.
+ * @param payload @p len bytes of the method's Request message.
+ * @return its call id (> 0), or -errno.
+ */
+int64_t mbxctl_send_payload(struct mbxctl *c, const char *method, const uint8_t *payload,
+			    size_t len);
+
+/**
+ * Read the next response frame of whichever call it belongs to, without
+ * decoding the Response message.
+ * @param id out: the call it answers.
+ * @param payload out: the Response message's @p len bytes, valid until the
+ *   next receive on @p c.
+ * @param more out (may be NULL): more frames of that call follow.
+ * @return 0; -EPROTO, -ECONNRESET with a reason in @p err.
+ */
+int mbxctl_recv_payload(struct mbxctl *c, int64_t *id, const uint8_t **payload, size_t *len,
+			bool *more, char *err, size_t errlen);
+
+/**
+ * The Status of an encoded Response: 0, or its -code with its message in
+ * @p err; -EPROTO if the Response does not decode.
+ */
+int mbxctl_payload_status(const uint8_t *payload, size_t len, char *err, size_t errlen);
+
+/**
+ * Check an encoded StateChunk's wire format (its keys included, not the
+ * NF's message) and read its scope.
+ * @return 0, or -EINVAL if it does not decode.
+ */
+int mbxctl_chunk_scan(const uint8_t *chunk, size_t len, int *scope);
+
+/**
  * Print @p m as one line of JSON (no newline): enums by name, bytes fields
  * that hold addresses (4 or 16 bytes, named like an address) as text, other
  * bytes as base64.

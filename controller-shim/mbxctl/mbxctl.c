@@ -15,21 +15,31 @@
  * Output is JSON: one object, or for state and events one per line.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mbx/v1/dataplane.pb-c.h"
 #include "mbx/v1/events.pb-c.h"
 #include "mbx/v1/move.pb-c.h"
 #include "mbx/v1/state.pb-c.h"
 #include "mbx_filter_str.h"
+#include "mbx_wire.h"
 #include "mbxctl.h"
 
-/* Chunks per Put call, and their bytes: keeps each call well under the frame limit. */
-#define PUT_BATCH 20000
-#define PUT_BYTES (8u << 20)
+/*
+ * Chunks per Put call and their bytes (well under the frame limit), and the
+ * calls in flight at once: the server installs one call while the next ones
+ * arrive and are decoded.
+ */
+#define PUT_BATCH  4096
+#define PUT_BYTES  (1u << 20)
+#define PUT_WINDOW 8
 
 struct args {
 	const char *at;
@@ -134,6 +144,77 @@ print_chunk(const struct mbxctl_state_types *types, const Mbx__V1__StateChunk *c
 	printf("}\n");
 }
 
+/*
+ * A Get's frames straight into a state file: the chunks (field 2 of the
+ * three Get responses) are copied as they came, each behind its length.
+ */
+static int
+get_raw(struct mbxctl *c, const char *method, int64_t id, FILE *out, uint64_t *chunks)
+{
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	char err[256];
+	bool more = true;
+	int rc = 0;
+
+	while (more && rc == 0) {
+		const uint8_t *pl, *p, *end;
+		struct mbx_wire_field f;
+		uint8_t *o;
+		size_t len;
+		int64_t got;
+		int r;
+
+		rc = mbxctl_recv_payload(c, &got, &pl, &len, &more, err, sizeof(err));
+		if (rc == 0 && got != id) {
+			snprintf(err, sizeof(err), "unexpected frame from the server");
+			rc = -EPROTO;
+		}
+		if (rc == 0)
+			rc = mbxctl_payload_status(pl, len, err, sizeof(err));
+		if (rc < 0)
+			break;
+		/* a 4-byte length for each chunk's tag and length (2 bytes at least) */
+		if (2 * len + 8 > cap) {
+			free(buf);
+			cap = 2 * len + 8;
+			buf = malloc(cap);
+			if (buf == NULL) {
+				rc = -ENOMEM;
+				snprintf(err, sizeof(err), "out of memory");
+				break;
+			}
+		}
+		o = buf;
+		p = pl;
+		end = pl + len;
+		while ((r = mbx_wire_next(&p, end, &f)) > 0) {
+			if (f.num != 2)
+				continue;
+			if (f.type != MBX_WIRE_LEN || f.len > UINT32_MAX) {
+				r = -1;
+				break;
+			}
+			o[0] = (uint8_t)(f.len >> 24);
+			o[1] = (uint8_t)(f.len >> 16);
+			o[2] = (uint8_t)(f.len >> 8);
+			o[3] = (uint8_t)f.len;
+			memcpy(o + 4, f.data, f.len);
+			o += 4 + f.len;
+			(*chunks)++;
+		}
+		if (r < 0) {
+			rc = -EPROTO;
+			snprintf(err, sizeof(err), "undecodable response");
+		} else if (fwrite(buf, 1, (size_t)(o - buf), out) != (size_t)(o - buf)) {
+			rc = -EIO;
+			snprintf(err, sizeof(err), "writing the file: %s", strerror(errno));
+		}
+	}
+	free(buf);
+	return rc < 0 ? fail(rc, method, err) : 0;
+}
+
 static int
 get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *out,
 	  const struct mbxctl_state_types *types, uint64_t *chunks)
@@ -171,6 +252,8 @@ get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *ou
 	id = mbxctl_send(c, method, req);
 	if (id < 0)
 		return fail((int)id, method, "send");
+	if (out != NULL)
+		return get_raw(c, method, id, out, chunks);
 	while (more) {
 		/* the three Get responses share their fields: decode them as one type */
 		Mbx__V1__GetPerflowResponse *r;
@@ -179,12 +262,8 @@ get_scope(struct mbxctl *c, const struct args *a, Mbx__V1__Scope scope, FILE *ou
 
 		if (rc < 0)
 			return fail(rc, method, err);
-		for (size_t i = 0; i < r->n_chunks; i++) {
-			if (out != NULL)
-				mbxctl_chunk_write(out, r->chunks[i]);
-			else
-				print_chunk(types, r->chunks[i]);
-		}
+		for (size_t i = 0; i < r->n_chunks; i++)
+			print_chunk(types, r->chunks[i]);
 		*chunks += r->n_chunks;
 		mbx__v1__get_perflow_response__free_unpacked(r, NULL);
 	}
@@ -231,90 +310,262 @@ get_state(struct mbxctl *c, const struct args *a)
 	return rc;
 }
 
-/* Send @n chunks of one scope in calls of bounded size. */
+/* A state file in memory: mapped when it is a regular file. */
+struct state_file {
+	uint8_t *data;
+	size_t len;
+	bool mapped;
+};
+
 static int
-put_batch(struct mbxctl *c, Mbx__V1__StateChunk **chunks, size_t n, Mbx__V1__Scope scope,
-	  uint64_t *installed)
+file_load(const char *path, struct state_file *f)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t cap = 0;
+
+	memset(f, 0, sizeof(*f));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
+			       0);
+
+		if (m != MAP_FAILED) {
+			close(fd);
+			f->data = m;
+			f->len = (size_t)st.st_size;
+			f->mapped = true;
+			return 0;
+		}
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (f->len == cap) {
+			uint8_t *b = realloc(f->data, cap = cap ? cap * 2 : 1u << 20);
+
+			if (b == NULL) {
+				close(fd);
+				return -ENOMEM;
+			}
+			f->data = b;
+		}
+		r = read(fd, f->data + f->len, cap - f->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? -errno : 0;
+
+			close(fd);
+			return e;
+		}
+		f->len += (size_t)r;
+	}
+}
+
+static void
+file_unload(struct state_file *f)
+{
+	if (f->mapped)
+		munmap(f->data, f->len);
+	else
+		free(f->data);
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Puts of one scope in flight on a connection. */
+struct put_flight {
+	struct mbxctl *c;
+	const char *method;
+	int64_t ids[PUT_WINDOW];
+	size_t first[PUT_WINDOW], last[PUT_WINDOW]; /* the file's chunks each call holds */
+	unsigned int n;
+	uint64_t installed; /* by the calls that succeeded */
+	int rc;		    /* the first error */
+	char err[384];
+};
+
+/* Wait for the answer of one call in flight. @return 0, or -errno if the connection failed. */
+static int
+put_answer(struct put_flight *pf)
+{
+	const uint8_t *pl, *p, *end;
+	struct mbx_wire_field f;
+	char err[256];
+	size_t len;
+	int64_t id;
+	unsigned int i;
+	int rc = mbxctl_recv_payload(pf->c, &id, &pl, &len, NULL, err, sizeof(err));
+
+	for (i = 0; rc == 0 && i < pf->n && pf->ids[i] != id; i++)
+		;
+	if (rc == 0 && i == pf->n) {
+		snprintf(err, sizeof(err), "unexpected frame from the server");
+		rc = -EPROTO;
+	}
+	if (rc < 0) {
+		/* the connection is unusable: nothing more will be answered */
+		if (pf->rc == 0) {
+			pf->rc = rc;
+			snprintf(pf->err, sizeof(pf->err), "%s", err);
+		}
+		pf->n = 0;
+		return rc;
+	}
+	rc = mbxctl_payload_status(pl, len, err, sizeof(err));
+	if (rc < 0 && pf->rc == 0) {
+		pf->rc = rc;
+		snprintf(pf->err, sizeof(pf->err),
+			 "%s [the call with chunks %zu to %zu of the file]", err, pf->first[i],
+			 pf->last[i]);
+	}
+	pf->n--;
+	pf->ids[i] = pf->ids[pf->n];
+	pf->first[i] = pf->first[pf->n];
+	pf->last[i] = pf->last[pf->n];
+	if (rc < 0)
+		return 0;
+	/* field 2 of the three Put responses: installed */
+	p = pl;
+	end = pl + len;
+	while (mbx_wire_next(&p, end, &f) > 0)
+		if (f.num == 2 && f.type == MBX_WIRE_VARINT)
+			pf->installed += f.v;
+	return 0;
+}
+
+/*
+ * Send the chunks of scope @p scope in calls of bounded size, up to
+ * PUT_WINDOW of them in flight, and wait for every answer. Each call is
+ * all or nothing; after a refused call no further one is sent.
+ */
+static int
+put_scope(struct mbxctl *c, const struct state_file *f, const uint8_t *scopes, int scope,
+	  uint8_t *req, uint64_t *installed)
 {
 	static const char *const methods[] = {"/mbx.v1.State/PutPerflow",
 					      "/mbx.v1.State/PutMultiflow",
 					      "/mbx.v1.State/PutAllflows"};
-	size_t i = 0;
+	struct put_flight pf = {.c = c, .method = methods[scope]};
+	size_t off = 8, i = 0;
 
-	while (i < n) {
-		/* PutPerflow/PutMultiflow/PutAllflows requests and responses share fields */
-		Mbx__V1__PutPerflowRequest req = MBX__V1__PUT_PERFLOW_REQUEST__INIT;
-		Mbx__V1__PutPerflowResponse *resp;
-		size_t k = 0, bytes = 0;
-		char err[256];
-		int rc;
+	while (off < f->len && pf.rc == 0) {
+		uint8_t *o = req;
+		size_t k = 0, first = 0, last = 0;
+		int64_t id;
 
-		while (i + k < n && k < PUT_BATCH && bytes < PUT_BYTES)
-			bytes += mbx__v1__state_chunk__get_packed_size(chunks[i + k++]) + 8;
-		req.n_chunks = k;
-		req.chunks = chunks + i;
-		rc = mbxctl_call(c, methods[scope], &req.base,
-				 &mbx__v1__put_perflow_response__descriptor,
-				 (ProtobufCMessage **)&resp, err, sizeof(err));
-		if (rc < 0)
-			return fail(rc, methods[scope], err);
-		*installed += resp->installed;
-		mbx__v1__put_perflow_response__free_unpacked(resp, NULL);
-		i += k;
+		/* a request: field 1 (chunks) for each chunk, its bytes as in the file */
+		for (; off < f->len && k < PUT_BATCH && (size_t)(o - req) < PUT_BYTES; i++) {
+			uint32_t n = be32(f->data + off);
+
+			if (scopes[i] == scope) {
+				o = mbx_wire_put_bytes(o, 1, f->data + off + 4, n);
+				first = k++ == 0 ? i : first;
+				last = i;
+			}
+			off += 4 + (size_t)n;
+		}
+		if (k == 0)
+			break;
+		if (pf.n == PUT_WINDOW && put_answer(&pf) < 0)
+			break;
+		if (pf.rc != 0)
+			break;
+		id = mbxctl_send_payload(c, pf.method, req, (size_t)(o - req));
+		if (id < 0) {
+			pf.rc = (int)id;
+			snprintf(pf.err, sizeof(pf.err), "send: %s", strerror((int)-id));
+			break;
+		}
+		pf.ids[pf.n] = id;
+		pf.first[pf.n] = first;
+		pf.last[pf.n++] = last;
+	}
+	while (pf.n > 0)
+		put_answer(&pf);
+	*installed += pf.installed;
+	if (pf.rc < 0) {
+		fail(pf.rc, pf.method, pf.err);
+		if (*installed > 0)
+			fprintf(stderr, "mbxctl: %llu chunks of earlier calls stay installed\n",
+				(unsigned long long)*installed);
+		return 1;
 	}
 	return 0;
 }
 
+/*
+ * put-state -i: the file's chunks go into requests as they are, without
+ * being decoded; they are only checked (wire format and scope) before
+ * anything is sent, so that a corrupt file installs nothing.
+ */
 static int
 put_state(struct mbxctl *c, const struct args *a)
 {
-	Mbx__V1__StateChunk **by[3] = {NULL, NULL, NULL};
-	size_t n[3] = {0, 0, 0}, cap[3] = {0, 0, 0};
-	Mbx__V1__StateChunk *ch;
+	struct state_file f;
+	uint8_t *scopes = NULL, *req = NULL;
+	size_t nb = 0, cap = 0, off = 8, most = 0;
 	uint64_t installed = 0;
-	char magic[8];
-	FILE *in;
-	int rc = 0;
+	int rc;
 
 	if (a->in == NULL) {
 		fprintf(stderr, "mbxctl: put-state needs -i FILE\n");
 		return 2;
 	}
-	in = fopen(a->in, "r");
-	if (in == NULL || fread(magic, 1, 8, in) != 8 || memcmp(magic, MBXCTL_CHUNK_MAGIC, 8)) {
-		fprintf(stderr, "mbxctl: %s: not a state file written by get-state -o\n", a->in);
+	rc = file_load(a->in, &f);
+	if (rc < 0) {
+		fprintf(stderr, "mbxctl: %s: %s\n", a->in, strerror(-rc));
 		return 1;
 	}
-	while ((ch = mbxctl_chunk_read(in)) != NULL) {
-		int s = ch->scope >= 0 && ch->scope <= 2 ? ch->scope : 0;
-
-		if (n[s] == cap[s]) {
-			cap[s] = cap[s] ? cap[s] * 2 : 1024;
-			by[s] = realloc(by[s], cap[s] * sizeof(*by[s]));
-			if (by[s] == NULL) {
-				fprintf(stderr, "mbxctl: out of memory\n");
-				return 1;
-			}
-		}
-		by[s][n[s]++] = ch;
+	if (f.len < 8 || memcmp(f.data, MBXCTL_CHUNK_MAGIC, 8) != 0) {
+		fprintf(stderr, "mbxctl: %s: not a state file written by get-state -o\n", a->in);
+		file_unload(&f);
+		return 1;
 	}
-	if (errno != 0) {
-		fprintf(stderr, "mbxctl: %s: corrupt chunk\n", a->in);
+	rc = 0;
+	while (off < f.len) {
+		size_t n = f.len - off >= 4 ? be32(f.data + off) : 0;
+		int scope = 0;
+
+		if (f.len - off < 4 || n > f.len - off - 4 ||
+		    mbxctl_chunk_scan(f.data + off + 4, n, &scope) < 0) {
+			fprintf(stderr, "mbxctl: %s: corrupt chunk %zu at byte %zu; nothing sent\n",
+				a->in, nb, off);
+			rc = 1;
+			break;
+		}
+		if (nb == cap) {
+			uint8_t *b = realloc(scopes, cap = cap ? cap * 2 : 4096);
+
+			if (b == NULL) {
+				fprintf(stderr, "mbxctl: out of memory\n");
+				rc = 1;
+				break;
+			}
+			scopes = b;
+		}
+		/* a scope the server does not know goes to PutPerflow, which refuses it */
+		scopes[nb++] = (uint8_t)(scope >= 0 && scope <= 2 ? scope : 0);
+		most = n > most ? n : most;
+		off += 4 + n;
+	}
+	/* one request's room: PUT_BYTES, or a single chunk larger than that */
+	if (rc == 0 && (req = malloc(PUT_BYTES + most + 16)) == NULL) {
+		fprintf(stderr, "mbxctl: out of memory\n");
 		rc = 1;
 	}
-	fclose(in);
 	/* the pool before the hosts' blocks before the flows that use them */
-	if (rc == 0)
-		rc = put_batch(c, by[2], n[2], MBX__V1__SCOPE__SCOPE_ALL_FLOWS, &installed);
-	if (rc == 0)
-		rc = put_batch(c, by[1], n[1], MBX__V1__SCOPE__SCOPE_MULTI_FLOW, &installed);
-	if (rc == 0)
-		rc = put_batch(c, by[0], n[0], MBX__V1__SCOPE__SCOPE_PER_FLOW, &installed);
-	for (int s = 0; s < 3; s++) {
-		for (size_t i = 0; i < n[s]; i++)
-			mbx__v1__state_chunk__free_unpacked(by[s][i], NULL);
-		free(by[s]);
-	}
+	for (int s = 2; s >= 0 && rc == 0; s--)
+		rc = put_scope(c, &f, scopes, s, req, &installed);
+	free(req);
+	free(scopes);
+	file_unload(&f);
 	if (rc == 0)
 		printf("{\"installed\":%llu}\n", (unsigned long long)installed);
 	return rc;

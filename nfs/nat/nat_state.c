@@ -7,6 +7,9 @@
  * An import claims exactly the exported port, so the flow keeps its mapping
  * and its replies keep finding it; a port or block held by someone else, or
  * outside this instance's pool, is refused and nothing changes.
+ *
+ * NatFlowState, the one that comes by the million, is read and written by
+ * hand (mbx_wire.h): no allocation per flow, the same bytes as protobuf-c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include <rte_errno.h>
 
 #include "mbx/v1/nat.pb-c.h"
+#include "mbx_wire.h"
 #include "nat.h"
 
 static ProtobufCBinaryData
@@ -36,18 +40,81 @@ int
 nat_flow_get(struct mbx_nf_ctx *c, struct mbx_flow *f, uint8_t *buf, size_t cap)
 {
 	const struct nat_flow *st = mbx_nf_state(c, f);
-	Mbx__V1__NatFlowState m = MBX__V1__NAT_FLOW_STATE__INIT;
+	uint16_t in_port, ext_port;
+	uint8_t *o = buf;
+	size_t len;
 
 	if (!st->mapped)
 		return 0;
-	m.in_addr = bytes4(&st->in_addr);
-	m.in_port = rte_be_to_cpu_16(st->in_port);
-	m.ext_addr = bytes4(&st->ext_addr);
-	m.ext_port = rte_be_to_cpu_16(st->ext_port);
-	m.proto = st->proto;
-	if (mbx__v1__nat_flow_state__get_packed_size(&m) > cap)
+	in_port = rte_be_to_cpu_16(st->in_port);
+	ext_port = rte_be_to_cpu_16(st->ext_port);
+	/* NatFlowState: in_addr 1, in_port 2, ext_addr 3, ext_port 4, proto 5 */
+	len = 2 * mbx_wire_len_size(1, 4) + mbx_wire_uint_size(2, in_port) +
+	      mbx_wire_uint_size(4, ext_port) + mbx_wire_uint_size(5, st->proto);
+	if (len > cap)
 		return -ENOBUFS;
-	return (int)mbx__v1__nat_flow_state__pack(&m, buf);
+	o = mbx_wire_put_bytes(o, 1, &st->in_addr, 4);
+	o = mbx_wire_put_uint(o, 2, in_port);
+	o = mbx_wire_put_bytes(o, 3, &st->ext_addr, 4);
+	o = mbx_wire_put_uint(o, 4, ext_port);
+	o = mbx_wire_put_uint(o, 5, st->proto);
+	return (int)(o - buf);
+}
+
+/* A NatFlowState read from its bytes, with protobuf-c's rules (mbx_wire.h). */
+struct flow_msg {
+	const uint8_t *in_addr, *ext_addr;
+	size_t in_len, ext_len;
+	uint32_t in_port, ext_port, proto;
+};
+
+static int
+flow_msg_parse(const uint8_t *buf, size_t len, struct flow_msg *m)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	struct mbx_wire_field f;
+	uint64_t v;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	/* the fields where every encoder puts them, then whatever is left */
+	rc = mbx_wire_take_len(&p, end, 0x0a, &m->in_addr, &m->in_len);
+	if (rc >= 0 && (rc = mbx_wire_take_varint(&p, end, 0x10, &v)) > 0)
+		m->in_port = (uint32_t)v;
+	if (rc >= 0)
+		rc = mbx_wire_take_len(&p, end, 0x1a, &m->ext_addr, &m->ext_len);
+	if (rc >= 0 && (rc = mbx_wire_take_varint(&p, end, 0x20, &v)) > 0)
+		m->ext_port = (uint32_t)v;
+	if (rc >= 0 && (rc = mbx_wire_take_varint(&p, end, 0x28, &v)) > 0)
+		m->proto = (uint32_t)v;
+	if (rc < 0)
+		return -EBADMSG;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num == 0 || f.num > 5)
+			continue;
+		if (f.type != (f.num == 1 || f.num == 3 ? MBX_WIRE_LEN : MBX_WIRE_VARINT))
+			return -EBADMSG;
+		switch (f.num) {
+		case 1:
+			m->in_addr = f.data;
+			m->in_len = f.len;
+			break;
+		case 2:
+			m->in_port = (uint32_t)f.v;
+			break;
+		case 3:
+			m->ext_addr = f.data;
+			m->ext_len = f.len;
+			break;
+		case 4:
+			m->ext_port = (uint32_t)f.v;
+			break;
+		default:
+			m->proto = (uint32_t)f.v;
+			break;
+		}
+	}
+	return rc < 0 ? -EBADMSG : 0;
 }
 
 int
@@ -56,25 +123,23 @@ nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_
 	const struct mbx_flow_key *k = &mbx_flow_keys(c->table, f)[0];
 	struct nat_flow *st = mbx_nf_state(c, f);
 	struct nat *nat = c->nf;
-	Mbx__V1__NatFlowState *m = mbx__v1__nat_flow_state__unpack(NULL, len, buf);
 	rte_be32_t in_addr, ext_addr;
-	int rc = -EBADMSG;
+	struct flow_msg m;
+	int rc;
 
-	if (m == NULL)
+	if (flow_msg_parse(buf, len, &m) < 0 || m.in_len != 4 || m.ext_len != 4 ||
+	    m.in_port > UINT16_MAX || m.ext_port > UINT16_MAX)
 		return -EBADMSG;
-	if (get_be32(&m->in_addr, &in_addr) < 0 || get_be32(&m->ext_addr, &ext_addr) < 0 ||
-	    m->in_port > UINT16_MAX || m->ext_port > UINT16_MAX)
-		goto out;
+	memcpy(&in_addr, m.in_addr, 4);
+	memcpy(&ext_addr, m.ext_addr, 4);
 	/* the mapping must be this flow's: same inside endpoint, same protocol */
-	rc = -EINVAL;
-	if (k->family != MBX_FAMILY_V4 || k->src.v4 != in_addr || m->proto != k->proto ||
-	    rte_be_to_cpu_16(k->sport) != m->in_port)
-		goto out;
-	rc = -EEXIST;
+	if (k->family != MBX_FAMILY_V4 || k->src.v4 != in_addr || m.proto != k->proto ||
+	    rte_be_to_cpu_16(k->sport) != m.in_port)
+		return -EINVAL;
 	if (st->mapped)
-		goto out;
+		return -EEXIST;
 	rc = nat_port_claim(nat->pool, c->priv, c->worker, in_addr, ext_addr,
-			    rte_cpu_to_be_16((uint16_t)m->ext_port));
+			    rte_cpu_to_be_16((uint16_t)m.ext_port));
 	if (rc == -EINVAL) {
 		/* another instance's port (instances sharing an address split the
 		 * ports): the flow keeps it, and this pool never hands it out */
@@ -82,9 +147,7 @@ nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_
 		rc = 0;
 	}
 	if (rc == 0)
-		nat_flow_set(st, k, ext_addr, rte_cpu_to_be_16((uint16_t)m->ext_port));
-out:
-	mbx__v1__nat_flow_state__free_unpacked(m, NULL);
+		nat_flow_set(st, k, ext_addr, rte_cpu_to_be_16((uint16_t)m.ext_port));
 	return rc;
 }
 

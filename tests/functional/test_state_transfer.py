@@ -14,8 +14,16 @@ veth pairs in a namespace of the test's own. Then, judged by packets:
 - deleting by filter on B removes exactly the matching flows;
 - putting the same dump again is refused and changes nothing;
 - an instance with another pool in use refuses the dump and changes nothing.
+
+Then a dump of 10,000 made-up mappings, more than one put-state call holds
+(mbxctl pipelines its calls), goes into a fresh instance D and comes back
+out of it with get-state -o byte for byte; a dump refused in a later call
+says so and leaves exactly the earlier calls' flows; a corrupt file sends
+nothing.
 """
 import os
+import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,6 +35,7 @@ import wire  # noqa: E402
 
 sys.path.insert(0, os.path.join(mbxrun.BUILD, "controller-shim", "python"))
 import mbx  # noqa: E402
+from mbx.v1 import common_pb2, nat_pb2  # noqa: E402
 from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
 MBXCTL = os.path.join(mbxrun.BUILD, "controller-shim", "mbxctl")
@@ -81,6 +90,47 @@ def csum_ok(p):
     return bytes(q) == bytes(p)
 
 
+EXT_D = "198.51.100.9"
+
+
+def made_up(first_host, n, want):
+    """n per-flow NAT chunks: host first_host + i // 64 holds port i % 64 of its
+    own block of D's pool; their mappings go into want."""
+    out = []
+    for i in range(n):
+        h = first_host + i // 64
+        host = "10.2.%d.%d" % (h // 256, h % 256)
+        sport, eport = 20000 + i % 64, 1024 + 64 * h + i % 64
+        st = nat_pb2.NatFlowState(in_addr=bytes(map(int, host.split("."))), in_port=sport,
+                                  ext_addr=bytes(map(int, EXT_D.split("."))), ext_port=eport,
+                                  proto=17)
+        c = common_pb2.StateChunk(nf="nat", version=1, state=st.SerializeToString())
+        c.key.CopyFrom(mbx.flow_key(17, host, "192.0.2.7", sport, 4000))
+        c.reply_key.CopyFrom(mbx.flow_key(17, "192.0.2.7", EXT_D, 4000, eport))
+        out.append(c)
+        want[(17, host, sport)] = (EXT_D, eport)
+    return out
+
+
+def write_dump(path, chunks):
+    with open(path, "wb") as f:
+        f.write(b"MBXSTAT1")
+        for c in chunks:
+            b = c.SerializeToString()
+            f.write(struct.pack(">I", len(b)) + b)
+
+
+def read_dump(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"MBXSTAT1"
+    out, off = [], 8
+    while off < len(data):
+        n = struct.unpack(">I", data[off:off + 4])[0]
+        out.append(data[off + 4:off + 4 + n])
+        off += 4 + n
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="mbx-transfer-")
     fl = flows()
@@ -95,6 +145,7 @@ def main():
         pa, log_path=os.path.join(tmp, "a.log"))
     ns = wire.Netns("xf")
     b = c3 = None
+    extra = []
     try:
         mbxrun.wait_until(lambda: a.query("/mbx/table")["flows"] == len(fl), what="A's 300 flows")
         dump = os.path.join(tmp, "dump.bin")
@@ -194,8 +245,65 @@ def main():
               "another pool in use refuses the dump: " + r.stderr.strip())
         with mbx.Client("unix:" + sock_c) as cc:
             check(len(list(cc.get_perflow())) == 1, "and that instance is unchanged")
+
+        # many calls: 10,000 mappings, made up, one per port of 157 hosts' blocks
+        d, d_at = None, None
+        pd = mbxrun.unique_prefix("xferD")
+        sock_d = os.path.join(tmp, "d.sock")
+        d_at = "unix:" + sock_d
+        d = mbxrun.Proc([mbxrun.MBXD] + mbxrun.eal_args(pd, vdevs=["net_null0,no-rx=1"]) + [
+            "--", "--nf", "nat,ext_ip=" + EXT_D, "--control", d_at, "--flows", "40000"],
+            pd, log_path=os.path.join(tmp, "d.log"))
+        extra.append(d)
+        mbxrun.wait_until(lambda: os.path.exists(sock_d), what="D's control socket")
+        want = {}
+        big = os.path.join(tmp, "big.bin")
+        write_dump(big, made_up(0, 10000, want))
+        r = mbxctl(d_at, "put-state", "-i", big)
+        check(r.returncode == 0 and '"installed":10000' in r.stdout,
+              "10,000 chunks in pipelined calls are installed " + r.stdout + r.stderr)
+        check(d.query("/mbx/table")["flows"] == 10000, "D holds 10,000 flows")
+        with mbx.Client(d_at) as cd:
+            check(mapping_of(cd, cd.get_perflow()) == want, "D holds every made-up mapping")
+        back = os.path.join(tmp, "back.bin")
+        r = mbxctl(d_at, "get-state", "-o", back)
+        check(r.returncode == 0 and '"chunks":10000' in r.stdout,
+              "get-state -o writes them out " + r.stdout + r.stderr)
+        check(sorted(read_dump(back)) == sorted(read_dump(big)),
+              "the file holds the very chunks put in, byte for byte")
+
+        # refused in a later call: the earlier calls' flows stay, and it says how many
+        more = made_up(157, 10000, {})
+        more[9000].nf = "nope"
+        bad = os.path.join(tmp, "bad.bin")
+        write_dump(bad, more)
+        r = mbxctl(d_at, "put-state", "-i", bad)
+        m = re.search(r"(\d+) chunks of earlier calls stay installed", r.stderr)
+        kept = int(m.group(1)) if m else -1
+        check(r.returncode != 0 and "no NF 'nope'" in r.stderr and "nothing installed" in r.stderr,
+              "a chunk refused in a later call fails the put: " + r.stderr.strip())
+        check(0 <= kept < 9000 and d.query("/mbx/table")["flows"] == 10000 + kept,
+              "exactly the calls before it stay installed (%d)" % kept)
+
+        # a corrupt file sends nothing
+        raw_big = open(big, "rb").read()
+        for what, data in (
+                ("a length past the end", raw_big[:-10]),
+                ("bytes that are no StateChunk",
+                 raw_big[:8] + struct.pack(">I", 2) + b"\xff\xff" + raw_big[8:]),
+                ("a key that does not decode",
+                 raw_big + struct.pack(">I", 4) + b"\x1a\x02\x0b\x01")):
+            path = os.path.join(tmp, "corrupt.bin")
+            with open(path, "wb") as f:
+                f.write(data)
+            before = d.query("/mbx/table")["flows"]
+            r = mbxctl(d_at, "put-state", "-i", path)
+            check(r.returncode != 0 and "corrupt chunk" in r.stderr and
+                  d.query("/mbx/table")["flows"] == before,
+                  "a file with %s is refused before anything is sent: %s" % (
+                      what, r.stderr.strip()))
     finally:
-        for proc in (a, b, c3):
+        for proc in (a, b, c3) + tuple(extra):
             if proc is not None:
                 proc.stop()
         ns.close()

@@ -2,7 +2,10 @@
 /*
  * NAT through the real worker path: translation out and back with every
  * checksum recomputed from scratch, TCP, UDP and ICMP echo, the drops, pool
- * exhaustion, expiry giving ports back, and two workers.
+ * exhaustion, expiry giving ports back, and two workers. Its per-flow
+ * state: written as protobuf-c writes NatFlowState, read whatever the field
+ * order, refused when damaged, and installed in slices larger than a
+ * prefetch group, all or nothing.
  */
 #include <check.h>
 #include <netinet/in.h>
@@ -16,7 +19,10 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "mbx/v1/nat.pb-c.h"
+#include "mbx_state.h"
 #include "mbx_test.h"
+#include "mbx_wire.h"
 #include "nat.h"
 
 #define EXT "198.51.100.1"
@@ -288,6 +294,137 @@ START_TEST(two_workers_meet_both_directions)
 }
 END_TEST
 
+static struct mbx_flow *
+flow_of(struct mbx_dp *dp, const char *src, const char *dst, uint16_t sport, uint16_t dport)
+{
+	struct mbx_flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.family = MBX_FAMILY_V4;
+	k.proto = IPPROTO_UDP;
+	k.src.v4 = mbx_test_ip4(src);
+	k.dst.v4 = mbx_test_ip4(dst);
+	k.sport = rte_cpu_to_be_16(sport);
+	k.dport = rte_cpu_to_be_16(dport);
+	return mbx_table_lookup(dp->workers[0]->table, &k, NULL);
+}
+
+static size_t
+export_all(struct mbx_dp *dp, uint8_t *buf, size_t cap)
+{
+	struct mbx_export x = {.nf = -1, .max_slots = 1u << 20, .buf = buf, .cap = cap};
+
+	mbx_filter_init(&x.filter);
+	ck_assert_int_eq(mbx_state_export_slice(dp->workers[0], &x), 0);
+	ck_assert_uint_eq(x.cursor, UINT32_MAX);
+	return x.used;
+}
+
+START_TEST(flow_state_codec_and_import)
+{
+	struct mbx_dp *a = nat_dp("nat,ext_ip=" EXT, 1), *b = nat_dp("nat,ext_ip=" EXT, 1);
+	struct mbx_nf_ctx *xa = &a->workers[0]->nf[0], *xb = &b->workers[0]->nf[0];
+	const struct mbx_nf_ops *ops = a->chain.nf[0].ops;
+	static uint8_t recs[1 << 20], buf[64], odd[64];
+	static struct mbx_undo undo[256];
+	Mbx__V1__NatFlowState m = MBX__V1__NAT_FLOW_STATE__INIT;
+	const struct nat_flow *st;
+	struct mbx_import im = {.recs = recs, .undo = undo};
+	struct mbx_flow *f;
+	size_t len, n;
+	uint8_t *o;
+
+	/* 100 flows through A: more than one prefetch group of the import */
+	for (uint16_t i = 0; i < 100; i++) {
+		struct rte_mbuf *out =
+			pass(a, 0, mbx_test_udp4("10.0.0.5", "192.0.2.1", 1000 + i, 53, 0), 0, 1);
+
+		ck_assert_ptr_nonnull(out);
+		rte_pktmbuf_free(out);
+	}
+	/* written as protobuf-c writes it */
+	f = flow_of(a, "10.0.0.5", "192.0.2.1", 1007, 53);
+	ck_assert_ptr_nonnull(f);
+	st = mbx_nf_state(xa, f);
+	m.in_addr = (ProtobufCBinaryData){4, (uint8_t *)(uintptr_t)&st->in_addr};
+	m.in_port = 1007;
+	m.ext_addr = (ProtobufCBinaryData){4, (uint8_t *)(uintptr_t)&st->ext_addr};
+	m.ext_port = rte_be_to_cpu_16(st->ext_port);
+	m.proto = IPPROTO_UDP;
+	len = mbx__v1__nat_flow_state__pack(&m, odd);
+	ck_assert_int_eq(ops->flow_get(xa, f, buf, sizeof(buf)), (int)len);
+	ck_assert(memcmp(buf, odd, len) == 0);
+	ck_assert_int_eq(ops->flow_get(xa, f, NULL, 0), -ENOBUFS);
+	ck_assert_int_eq(ops->flow_get(xa, f, buf, len - 1), -ENOBUFS);
+
+	/* B takes all of A's flows in one slice, mappings and all */
+	n = export_all(a, recs, sizeof(recs));
+	im.len = n;
+	ck_assert_int_eq(mbx_state_import(b->workers[0], &im), 0);
+	ck_assert_uint_eq(im.done, 100);
+	ck_assert_uint_eq(mbx_dp_flows(b), 100);
+	f = flow_of(b, "10.0.0.5", "192.0.2.1", 1007, 53);
+	ck_assert_ptr_nonnull(f);
+	ck_assert(memcmp(mbx_nf_state(xb, f), st, sizeof(*st)) == 0);
+	/* again: refused, and the slice undoes itself */
+	ck_assert_int_eq(mbx_state_import(b->workers[0], &im), -EEXIST);
+	ck_assert_uint_eq(mbx_dp_flows(b), 100);
+	mbx_test_dp_free(b);
+
+	/* a fresh B with the records but one: the last one twice is refused whole */
+	b = nat_dp("nat,ext_ip=" EXT, 1);
+	xb = &b->workers[0]->nf[0];
+	{
+		const struct mbx_state_rec *r = (const void *)recs, *last = r;
+
+		while ((const uint8_t *)mbx_state_rec_next(r) < recs + n)
+			r = mbx_state_rec_next(r);
+		last = r;
+		memcpy(recs + n, last, last->len);
+		im.len = n + last->len;
+	}
+	ck_assert_int_eq(mbx_state_import(b->workers[0], &im), -EEXIST);
+	ck_assert_uint_eq(im.done, 0);
+	ck_assert_uint_eq(mbx_dp_flows(b), 0);
+
+	/* the fields in another order with an unknown one: the same mapping */
+	f = mbx_table_add(b->workers[0]->table,
+			  &mbx_flow_keys(a->workers[0]->table,
+					 flow_of(a, "10.0.0.5", "192.0.2.1", 1007, 53))[0],
+			  MBX_TMO_UDP, rte_rdtsc());
+	ck_assert_ptr_nonnull(f);
+	o = mbx_wire_put_uint(odd, 5, IPPROTO_UDP);
+	o = mbx_wire_put_uint(o, 4, m.ext_port);
+	o = mbx_wire_put_bytes(o, 9, "future", 6);
+	o = mbx_wire_put_bytes(o, 3, &st->ext_addr, 4);
+	o = mbx_wire_put_uint(o, 2, 1007);
+	o = mbx_wire_put_bytes(o, 1, &st->in_addr, 4);
+	/* damaged: cut short, a 3-byte address, a port out of range, another flow's */
+	for (size_t cut = 1; cut < (size_t)(o - odd); cut += 3)
+		ck_assert_int_ne(ops->flow_put(xb, f, odd, cut), 0);
+	ck_assert_int_eq(ops->flow_put(xb, f, (const uint8_t *)"\x0a\x03\x01\x02\x03", 5),
+			 -EBADMSG);
+	ck_assert_int_eq(ops->flow_put(xb, f, (const uint8_t *)"\x08\xff", 2), -EBADMSG);
+	/* an explicit in_port 0 first: the later one wins */
+	buf[0] = 0x10;
+	buf[1] = 0x00;
+	len = 2;
+	memcpy(buf + len, odd, (size_t)(o - odd));
+	ck_assert_int_eq(ops->flow_put(xb, f, buf, len + (size_t)(o - odd)), 0);
+	ck_assert(memcmp(mbx_nf_state(xb, f), st, sizeof(*st)) == 0);
+	ck_assert_int_eq(ops->flow_put(xb, f, odd, (size_t)(o - odd)), -EEXIST);
+	m.in_port = 1008;
+	len = mbx__v1__nat_flow_state__pack(&m, buf);
+	memset(mbx_nf_state(xb, f), 0, sizeof(struct nat_flow));
+	ck_assert_int_eq(ops->flow_put(xb, f, buf, len), -EINVAL);
+	m.in_port = 70000;
+	len = mbx__v1__nat_flow_state__pack(&m, buf);
+	ck_assert_int_eq(ops->flow_put(xb, f, buf, len), -EBADMSG);
+	mbx_test_dp_free(a);
+	mbx_test_dp_free(b);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
 	static const char *const bad[] = {
@@ -324,6 +461,7 @@ main(void)
 	tcase_add_test(tc, exhaustion_then_expiry_gives_ports_back);
 	tcase_add_test(tc, two_workers_meet_both_directions);
 	tcase_add_test(tc, bad_arguments_are_refused);
+	tcase_add_test(tc, flow_state_codec_and_import);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -17,7 +17,9 @@
 #include <rte_lcore.h>
 #include <rte_tcp.h>
 
+#include "../../southbound/mbx_sb.h"
 #include "mbx_ctrl.h"
+#include "mbx_state.h"
 #include "mbx_table.h"
 #include "mbx_test.h"
 
@@ -443,6 +445,55 @@ START_TEST(control_ring_to_running_worker)
 }
 END_TEST
 
+/* The southbound writes a record as the StateChunk protobuf-c would write for it. */
+START_TEST(records_are_written_as_protobuf_c_chunks)
+{
+	static const char *const nfs[] = {"nat", "fw", "a-long-nf-name", ""};
+	uint32_t seed = 7;
+
+	for (int round = 0; round < 2000; round++) {
+		union {
+			struct mbx_state_rec r;
+			uint8_t b[512];
+		} u;
+		Mbx__V1__StateChunk c = MBX__V1__STATE_CHUNK__INIT;
+		struct mbx_pb_key pk[2];
+		uint8_t want[1024], got[1024];
+		const char *nf = nfs[round % 4];
+		uint32_t version = round % 5 == 0 ? 0 : 1 + round % 300;
+		size_t n;
+
+		memset(&u, 0, sizeof(u));
+		for (size_t i = 0; i < sizeof(u.r.key) * 2; i++) {
+			seed = seed * 1103515245u + 12345u;
+			((uint8_t *)&u.r.key)[i] = (uint8_t)(seed >> 16);
+		}
+		u.r.key.family = (uint8_t[]){0, MBX_FAMILY_V4, MBX_FAMILY_V6}[round % 3];
+		u.r.reply_key.family = round % 7 ? MBX_FAMILY_V4 : MBX_FAMILY_V6;
+		u.r.key.sport = round % 4 ? u.r.key.sport : 0;
+		u.r.scope = (uint8_t)(round % 3);
+		u.r.has_reply = round % 2;
+		u.r.side = (uint8_t)(round / 2 % 2);
+		u.r.state_len = (uint32_t)(round % 41) * (round % 11 == 0 ? 9 : 1);
+		for (uint32_t i = 0; i < u.r.state_len; i++)
+			u.r.state[i] = (uint8_t)(i * 31 + round);
+		c.nf = (char *)(uintptr_t)nf;
+		c.scope = (Mbx__V1__Scope)u.r.scope;
+		c.version = version;
+		if (u.r.key.family != 0)
+			c.key = mbx_key_to_pb(&u.r.key, &pk[0]);
+		if (u.r.has_reply)
+			c.reply_key = mbx_key_to_pb(&u.r.reply_key, &pk[1]);
+		c.state = (ProtobufCBinaryData){u.r.state_len, u.r.state};
+		c.from_outside = u.r.side == MBX_SIDE_OUTSIDE;
+		n = mbx__v1__state_chunk__pack(&c, want);
+		ck_assert_uint_eq(sb_chunk_size(&u.r, nf, version), n);
+		ck_assert_ptr_eq(sb_chunk_put(got, &u.r, nf, version), got + n);
+		ck_assert_msg(memcmp(got, want, n) == 0, "round %d differs", round);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -461,6 +512,7 @@ main(void)
 	tcase_add_test(tc, expiry_is_lazy_and_bounded);
 	tcase_add_test(tc, tcp_timeout_classes);
 	tcase_add_test(tc, control_ring_to_running_worker);
+	tcase_add_test(tc, records_are_written_as_protobuf_c_chunks);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
