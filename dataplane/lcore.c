@@ -36,7 +36,7 @@ const uint8_t mbx_rss_key[MBX_RSS_KEY_LEN] = {
 #define EXPIRE_BUDGET 32
 /* Attempts to place a burst on a TX queue that is momentarily full. */
 #define TX_RETRIES 8
-/* How long control work (a state export slice: milliseconds) waits, at most, while RX is busy. */
+/* How long control work waits, at most, while RX is busy. */
 #define CTRL_DEFER_US 10000
 /* How long a worker waits, at most, for a full TX queue to take a burst. */
 #define TX_STALL_US 10000
@@ -465,8 +465,8 @@ mbx_worker_loop(void *arg)
 	if (dp->idle_sleep_us > 0)
 		prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	MBX_LOG(INFO, worker, "worker %u on lcore %u: %u RX queues", w->id, w->lcore, w->nb_rxq);
-	const uint64_t ctrl_defer = rte_get_timer_hz() * CTRL_DEFER_US / US_PER_S;
-	uint64_t ctrl_tsc = rte_get_timer_cycles();
+	const uint64_t ctrl_defer_max = rte_get_timer_hz() * CTRL_DEFER_US / US_PER_S;
+	uint64_t ctrl_tsc = rte_get_timer_cycles(), ctrl_defer = 0;
 
 	for (;;) {
 		int st = atomic_load_explicit(&dp->run_state, memory_order_relaxed);
@@ -500,13 +500,17 @@ mbx_worker_loop(void *arg)
 				work += drain_txring(w, port);
 		mbx_worker_flush(w);
 		/*
-		 * Control requests wait while a queue returns full bursts, so that
-		 * a long one (an export slice) runs between drained queues rather
-		 * than between every burst: at most CTRL_DEFER_US.
+		 * While a queue returns full bursts, control requests wait as long
+		 * as the last ones took (at most CTRL_DEFER_US): a long one (an
+		 * export slice of milliseconds) gets half of a busy worker, not all
+		 * of it, and short ones run every loop.
 		 */
 		if (!rx_busy || rte_get_timer_cycles() - ctrl_tsc >= ctrl_defer) {
+			uint64_t t0 = rte_get_timer_cycles();
+
 			work += mbx_ctrl_serve(w);
 			ctrl_tsc = rte_get_timer_cycles();
+			ctrl_defer = RTE_MIN(ctrl_tsc - t0, ctrl_defer_max);
 		}
 		if (w->table != NULL)
 			work += mbx_worker_expire(w, rte_rdtsc(), EXPIRE_BUDGET);
