@@ -85,7 +85,7 @@ mbx_ctrl_serve(struct mbx_worker *w)
 		r->rc = r->fn(w, r->arg);
 		w->stats[MBX_WSTAT_CTRL_REQUESTS]++;
 		if (r->async) {
-			/* the response ring is as large as the request ring: never full */
+			/* never full: the control plane keeps fewer in flight (sb_ctrl_post) */
 			rte_ring_sp_enqueue(w->resp, r);
 			answered++;
 		} else {

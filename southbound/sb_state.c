@@ -64,6 +64,8 @@ key_str(const struct mbx_flow_key *k, char *buf)
 static struct {
 	int fd[RTE_MAX_LCORE];
 	struct event *ev[RTE_MAX_LCORE];
+	/* posted and not yet taken: fewer than the response ring holds, or answers would be lost */
+	unsigned int inflight[RTE_MAX_LCORE];
 	bool ready;
 } answers;
 
@@ -75,6 +77,7 @@ take_answers(struct mbx_worker *w)
 	while ((r = mbx_ctrl_reply(w)) != NULL) {
 		struct sb_ctrl *c = r->cookie;
 
+		answers.inflight[c->worker]--;
 		c->pending = false;
 		if (c->call != NULL)
 			sb_call_wake(c->call);
@@ -132,11 +135,16 @@ sb_ctrl_post(struct sb_ctrl *c, uint16_t worker, mbx_ctrl_fn fn, void *arg, stru
 
 	if (rc < 0)
 		return rc;
+	if (answers.inflight[worker] >= MBX_CTRL_RING_SIZE - 1)
+		take_answers(sb_dp()->workers[worker]);
+	if (answers.inflight[worker] >= MBX_CTRL_RING_SIZE - 1)
+		return -ENOBUFS; /* the caller tries again */
 	c->req = (struct mbx_ctrl_req){.fn = fn, .arg = arg, .async = true, .cookie = c};
 	c->call = call;
 	c->worker = worker;
 	rc = mbx_ctrl_post(sb_dp()->workers[worker], &c->req);
 	c->pending = rc == 0;
+	answers.inflight[worker] += c->pending;
 	return rc;
 }
 
@@ -391,15 +399,23 @@ get_step(struct sb_call *call, void *arg)
 		j->worker++;
 	}
 	more = j->worker < dp->nb_workers;
+	/*
+	 * The worker exports the next slice while this one is encoded and sent;
+	 * but for a get that deletes, only once this one is out: a failed send
+	 * loses one slice's flows, not two.
+	 */
+	if (more && x->del && x->used > 0 &&
+	    send_records(call, &j->out, x->buf, x->used, true, 0) < 0)
+		return true;
 	if (more) {
-		/* the worker exports the next slice while this one is encoded and sent */
 		j->cur = 1 - j->cur;
 		rc = sb_ctrl_post(&j->ctrl, j->worker, mbx_state_export_slice, next, call);
 		if (rc < 0 && rc != -ENOBUFS)
 			goto fail;
 		j->posted = rc == 0;
 	}
-	if (x->used > 0 && send_records(call, &j->out, x->buf, x->used, true, 0) < 0)
+	if (!(more && x->del) && x->used > 0 &&
+	    send_records(call, &j->out, x->buf, x->used, true, 0) < 0)
 		return true;
 	if (more) {
 		if (j->posted)
@@ -829,7 +845,8 @@ nf_index_n(const char *name, size_t len)
 	for (int i = 0; i < ch->n; i++) {
 		const char *s = ch->nf[i].ops->name;
 
-		if (strncmp(s, name, len) == 0 && s[len] == '\0')
+		/* @p name is not a C string: it may hold a NUL before its end */
+		if (strlen(s) == len && memcmp(s, name, len) == 0)
 			return i;
 	}
 	return -ENOENT;

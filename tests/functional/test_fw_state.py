@@ -91,14 +91,17 @@ class Inst:
         other = "out" if side == "in" else "in"
         port = "1" if side == "in" else "0"
         in_port = "0" if side == "in" else "1"
-        rx0 = self.proc.query("/mbx/port", in_port)["rx_packets"]
+
+        def rx():  # a telemetry answer can be missing on a loaded machine: ask again
+            return (self.proc.query("/mbx/port", in_port) or {}).get("rx_packets", -1)
+        rx0 = rx()
+        assert rx0 >= 0, "no telemetry answer from " + self.tag
         tx0, drop0 = self.counts(port)
         for s, data in batch:
             assert s == side
             self.wires[side].send(data)
             time.sleep(0.001)   # pace: the machine is shared
-        mbxrun.wait_until(lambda: self.proc.query("/mbx/port", in_port)["rx_packets"] >=
-                          rx0 + len(batch), timeout=60,
+        mbxrun.wait_until(lambda: rx() >= rx0 + len(batch), timeout=60,
                           what=self.tag + " to receive %d packets" % len(batch))
         # what fw neither forwarded nor dropped shows below as a packet that did not leave
         try:
