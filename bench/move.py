@@ -38,6 +38,12 @@ not-moved packets, and for every bucket the script knows exactly how many
 of its packets belong to moved flows (it checks the mapping against
 mbxgen's per-flow ``sent``).
 
+Moves of 10k flows or more run every process with ``--mem-big`` (1536 MB)
+and A and B with ``--mbufs`` (196608): the source's redirect buffer is at
+most half of its free packet buffers. Smaller moves keep 384 MB and mbxd's
+default pool (without hugepages every mbuf has a page of its own; the
+smaller footprint is faster).
+
 Both NAT instances get a /28 of external addresses (A ports 1024-32767,
 B 32768-65535), enough for 200k flows.
 
@@ -145,6 +151,7 @@ TMP = os.path.join(RESULTS, "tmp")
 SRC_BASE = (10 << 24) | (1 << 8)  # 10.0.1.0, as topo.py's mbxgen --src
 OPENNF_FLOWS, OPENNF_RATE = 500, 2500
 SIZES = (500, 1000, 10000, 100000)
+BIG_MOVE = 10000  # flows: from here on, --mem-big and --mbufs
 NF_ARGS = {"A": "nat,ext_ip=198.51.100.0/28,ports=1024-32767",
            "B": "nat,ext_ip=198.51.100.0/28,ports=32768-65535"}
 BLOCK_MS = 2.0     # a block of moved (or not-moved) packets lasts at least this
@@ -298,7 +305,11 @@ def run_once(case, rate, lay, workdir, args, do_move=True):
     res = {"case": dict(case), "rate_pps": rate, "layout": lay.describe(), "dir": workdir}
     t_start = time.monotonic()
     cpu0, own0 = busy_s(), own_cpu_s()
-    t = MoveTopology(workdir, nf="nat", nf_args=NF_ARGS, mem=args.mem, mbufs=args.mbufs)
+    # a large move's buffer needs more packet buffers; a small one runs faster without
+    # (each mbuf has a 4 KiB page of its own without hugepages: fewer TLB misses)
+    big = case["flows"] >= BIG_MOVE
+    t = MoveTopology(workdir, nf="nat", nf_args=NF_ARGS, mem=args.mem_big if big else args.mem,
+                     mbufs=args.mbufs if big else None)
     LIVE.append(t)
     try:
         t.start_gen(flows=lay.total, rate=rate, duration=600, hosts=lay.hosts,
@@ -884,10 +895,14 @@ def main():
     ap.add_argument("--retries", type=int, default=2,
                     help="runs again (at most this often) whose traffic lost packets before "
                          "the move started: the rate was not held then (default 2)")
-    ap.add_argument("--mem", type=int, default=1024, help="-m of every DPDK process (MB)")
-    ap.add_argument("--mbufs", type=int, default=131072,
-                    help="packet buffers of A and B: half of them is what A may hold while B "
-                    "installs the state (100k flows at 240 kpps hold ~30k)")
+    ap.add_argument("--mem", type=int, default=384,
+                    help="-m of every DPDK process (MB), moves of fewer than %d flows" % BIG_MOVE)
+    ap.add_argument("--mem-big", type=int, default=1536,
+                    help="-m of every DPDK process (MB), moves of %d flows or more" % BIG_MOVE)
+    ap.add_argument("--mbufs", type=int, default=196608,
+                    help="packet buffers of A and B for moves of %d flows or more: half of them "
+                    "is what A may hold while B installs the state (100k flows at 320 kpps "
+                    "held ~60k)" % BIG_MOVE)
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 500 and 1000 flows, 1 repeat, output in results/tmp/quick")
     ap.add_argument("--out", default=None, help="directory for move.json and the plots")
