@@ -41,6 +41,7 @@ struct mbx_wire_field {
 	uint32_t num;	     /**< field number */
 	uint8_t type;	     /**< enum mbx_wire_type */
 	uint64_t v;	     /**< VARINT, I64, I32: the value */
+	bool nz;	     /**< VARINT: a bit set, even past the 64 that v holds */
 	const uint8_t *data; /**< LEN: the bytes */
 	size_t len;	     /**< LEN: their length */
 };
@@ -73,6 +74,16 @@ mbx_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
+/** Does the varint from @p a to @p b have a bit set (a bool's value, as protobuf-c reads it)? */
+static inline bool
+mbx_wire_varint_nz(const uint8_t *a, const uint8_t *b)
+{
+	while (a < b)
+		if (*a++ & 0x7f)
+			return true;
+	return false;
+}
+
 /**
  * Read the field at @p *p and advance past it. As protobuf-c's unpack: a
  * tag takes at most 5 bytes and its first byte must not say field 0 (a
@@ -89,6 +100,7 @@ mbx_wire_next(const uint8_t **p, const uint8_t *end, struct mbx_wire_field *f)
 	unsigned int i, max;
 
 	f->v = 0;
+	f->nz = false;
 	f->data = NULL;
 	f->len = 0;
 	if (q >= end)
@@ -107,8 +119,11 @@ mbx_wire_next(const uint8_t **p, const uint8_t *end, struct mbx_wire_field *f)
 	q += i + 1;
 	switch (f->type) {
 	case MBX_WIRE_VARINT:
+		f->data = q;
 		if (mbx_wire_get_varint(&q, end, &f->v) < 0)
 			return -1;
+		f->nz = mbx_wire_varint_nz(f->data, q);
+		f->data = NULL;
 		break;
 	case MBX_WIRE_I64:
 	case MBX_WIRE_I32:
@@ -152,7 +167,7 @@ mbx_wire_bool(const struct mbx_wire_field *f)
 	if (f->type == MBX_WIRE_LEN)
 		return f->len != 0;
 	if (f->type == MBX_WIRE_VARINT)
-		return f->v != 0;
+		return f->nz;
 	return (f->v & 0x7f7f7f7f7f7f7f7fULL) != 0;
 }
 
@@ -160,7 +175,7 @@ mbx_wire_bool(const struct mbx_wire_field *f)
 static inline bool
 mbx_wire_valid(const uint8_t *buf, size_t len)
 {
-	const uint8_t *p = buf, *end = buf + len;
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *end = p + len;
 	struct mbx_wire_field f;
 	int rc;
 
@@ -185,10 +200,11 @@ mbx_wire_valid(const uint8_t *buf, size_t len)
 static inline int
 mbx_wire_take_varint(const uint8_t **p, const uint8_t *end, uint8_t tag, uint64_t *v)
 {
-	const uint8_t *q = *p + 1;
+	const uint8_t *q;
 
 	if (*p >= end || **p != tag)
 		return 0;
+	q = *p + 1;
 	if (mbx_wire_get_varint(&q, end, v) < 0)
 		return -1;
 	*p = q;
@@ -200,11 +216,12 @@ static inline int
 mbx_wire_take_len(const uint8_t **p, const uint8_t *end, uint8_t tag, const uint8_t **data,
 		  size_t *len)
 {
-	const uint8_t *q = *p + 1;
+	const uint8_t *q;
 	uint64_t n;
 
 	if (*p >= end || **p != tag)
 		return 0;
+	q = *p + 1;
 	if (mbx_wire_get_varint(&q, end, &n) < 0 || q - *p > 6 || n > INT32_MAX ||
 	    n > (uint64_t)(end - q))
 		return -1;
@@ -367,7 +384,7 @@ mbx_wire_key_fields(const uint8_t *p, const uint8_t *end, struct mbx_wire_key *k
 static inline int
 mbx_wire_key_parse(const uint8_t *buf, size_t len, struct mbx_wire_key *k)
 {
-	const uint8_t *p = buf, *end = buf + len;
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *end = p + len;
 	struct mbx_wire_key t, *o = k->present ? &t : k;
 	uint64_t v;
 	int rc;
@@ -461,7 +478,8 @@ mbx_wire_chunk_fields(const uint8_t *p, const uint8_t *end, struct mbx_wire_chun
 static inline int
 mbx_wire_chunk_parse(const uint8_t *buf, size_t len, struct mbx_wire_chunk *c)
 {
-	const uint8_t *p = buf, *end = buf + len, *d;
+	/* an empty bytes field may come as NULL */
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *end = p + len, *d;
 	size_t n;
 	uint64_t v;
 	int rc;
@@ -482,8 +500,9 @@ mbx_wire_chunk_parse(const uint8_t *buf, size_t len, struct mbx_wire_chunk *c)
 		c->version = (uint32_t)v;
 	if (rc >= 0)
 		rc = mbx_wire_take_len(&p, end, 0x32, &c->state, &c->state_len);
+	d = p;
 	if (rc >= 0 && (rc = mbx_wire_take_varint(&p, end, 0x38, &v)) > 0)
-		c->from_outside = v != 0;
+		c->from_outside = mbx_wire_varint_nz(d + 1, p);
 	if (rc < 0)
 		return -1;
 	return p == end ? 0 : mbx_wire_chunk_fields(p, end, c);
@@ -497,7 +516,7 @@ mbx_wire_chunk_parse(const uint8_t *buf, size_t len, struct mbx_wire_chunk *c)
 static inline int
 mbx_wire_status(const uint8_t *buf, size_t len, int32_t *code, const char **msg, size_t *msg_len)
 {
-	const uint8_t *p = buf, *end = buf + len;
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *end = p + len;
 	struct mbx_wire_field f;
 	int rc;
 

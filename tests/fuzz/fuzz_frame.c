@@ -2,7 +2,10 @@
 /*
  * libFuzzer target: the bytes a client sends, read as the server reads them
  * (frame header, envelope), and each envelope's payload decoded as every
- * request mbxd accepts. Built by the meson option -Dfuzz=true with clang.
+ * request mbxd accepts. The hand-written StateChunk and Status readers of
+ * mbx_wire.h (the bulk state path) run on each payload and on each of its
+ * length-delimited fields, and must accept and refuse what protobuf-c does,
+ * with the same values. Built by the meson option -Dfuzz=true with clang.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +15,7 @@
 #include "mbx/v1/nat.pb-c.h"
 #include "mbx/v1/state.pb-c.h"
 #include "mbx_frame.h"
+#include "mbx_wire.h"
 
 static const ProtobufCMessageDescriptor *const requests[] = {
 	&mbx__v1__get_info_request__descriptor,	     &mbx__v1__get_stats_request__descriptor,
@@ -25,6 +29,44 @@ static const ProtobufCMessageDescriptor *const requests[] = {
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* mbx_wire_chunk_parse() against protobuf-c on the same bytes. */
+static void
+check_chunk(const uint8_t *buf, size_t len)
+{
+	Mbx__V1__StateChunk *m = mbx__v1__state_chunk__unpack(NULL, len, buf);
+	struct mbx_wire_chunk c;
+	int rc = mbx_wire_chunk_parse(buf, len, &c);
+
+	if ((m != NULL) != (rc == 0))
+		__builtin_trap();
+	if (m == NULL)
+		return;
+	/* protobuf-c's string ends at a NUL inside it */
+	size_t nf_len = strnlen(c.nf, c.nf_len);
+
+	if (c.scope != (int32_t)m->scope || c.version != m->version ||
+	    c.from_outside != (bool)m->from_outside || nf_len != strlen(m->nf) ||
+	    memcmp(c.nf, m->nf, nf_len) != 0 || c.state_len != m->state.len)
+		__builtin_trap();
+	mbx__v1__state_chunk__free_unpacked(m, NULL);
+}
+
+static void
+check_wire(const uint8_t *buf, size_t len)
+{
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *end = p + len;
+	struct mbx_wire_field f;
+	const char *msg;
+	size_t msg_len;
+	int32_t code;
+
+	check_chunk(buf, len);
+	mbx_wire_status(buf, len, &code, &msg, &msg_len);
+	while (mbx_wire_next(&p, end, &f) > 0)
+		if (f.type == MBX_WIRE_LEN)
+			check_chunk(f.data, f.len);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -40,6 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		e = mbx_frame_unpack(data + off, (size_t)n);
 		if (e == NULL)
 			break;
+		check_wire(e->payload.data, e->payload.len);
 		for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
 			ProtobufCMessage *m = protobuf_c_message_unpack(
 				requests[i], NULL, e->payload.len, e->payload.data);

@@ -14,5 +14,8 @@ corpus=$dir/fuzz-corpus
 mkdir -p "$corpus"
 # a valid GetInfo frame as a seed, so the fuzzer starts inside the format
 printf '\000\000\000\000\035\010\001\022\031/mbx.v1.Dataplane/GetInfo' > "$corpus/seed-getinfo"
+# and one whose payload is a StateChunk (nat, per-flow, version 1, 2 bytes of state, from outside)
+printf '\000\000\000\000\056\010\001\022\031/mbx.v1.Dataplane/GetInfo\032\017\012\003nat\020\001\050\001\062\002xy\070\001' \
+	> "$corpus/seed-chunk"
 exec "$dir/tests/fuzz/fuzz_frame" -max_total_time="$secs" -max_len=4096 -timeout=10 \
 	-print_final_stats=1 "$corpus"
