@@ -152,8 +152,8 @@ struct mbx_worker {
 	int resp_fd;		  /**< eventfd written after a response, or -1 */
 	struct mbx_events ev;	  /**< event rules, changed by control requests */
 	struct mbx_rxq rxq[MBX_MAX_RXQ];
-	int16_t txq[MBX_MAX_PORTS]; /**< own TX queue per port, or -1: use the port's ring */
-	bool drains[MBX_MAX_PORTS]; /**< this worker empties the port's TX ring */
+	int16_t txq[MBX_MAX_PORTS];	/**< own TX queue per port, or -1: use the port's ring */
+	bool drains[MBX_MAX_PORTS];	/**< this worker empties the port's TX ring */
 	bool tx_stalled[MBX_MAX_PORTS]; /**< the port's TX queue stayed full TX_STALL_US */
 	uint64_t now;
 	uint64_t *nf_counters; /**< chain.nb_counters */
