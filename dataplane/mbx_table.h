@@ -116,7 +116,8 @@ uint32_t mbx_table_count(const struct mbx_table *t);
 uint32_t mbx_table_capacity(const struct mbx_table *t);
 
 /**
- * Look up @p n (at most 64) keys at once.
+ * Look up @p n (at most 64) keys at once, and prefetch the first two
+ * cache lines (header and NF state) of every entry found.
  * @param flows out: the entry of each key, or NULL.
  * @param dirs out: MBX_DIR_ORIG or MBX_DIR_REPLY for each hit.
  * @return number of hits.

@@ -9,6 +9,7 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
+#include <rte_prefetch.h>
 #include <rte_tcp.h>
 
 #include "mbx_table.h"
@@ -170,6 +171,9 @@ mbx_table_lookup_bulk(struct mbx_table *t, const struct mbx_flow_key **keys, uns
 		if (hits & (1ULL << i)) {
 			flows[i] = data_flow(data[i]);
 			dirs[i] = (uintptr_t)data[i] & 1;
+			/* the header and the NF state slots that follow it, for the caller */
+			rte_prefetch0(flows[i]);
+			rte_prefetch0((uint8_t *)flows[i] + RTE_CACHE_LINE_SIZE);
 		} else {
 			flows[i] = NULL;
 		}
