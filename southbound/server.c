@@ -568,6 +568,7 @@ static int
 sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 {
 	struct event *sigint, *sigterm, *stats = NULL, *pump;
+	struct event_config *cfg;
 	struct timeval pump_tv = {.tv_usec = PUMP_US};
 	struct sb_conn *c;
 	int rc = 0;
@@ -577,7 +578,13 @@ sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 	sb.max_conns = o->max_conns;
 	TAILQ_INIT(&sb.conns);
 	signal(SIGPIPE, SIG_IGN);
-	sb.base = event_base_new();
+	/* timers below a millisecond (the moves' polls) need timerfd, not epoll's ms */
+	cfg = event_config_new();
+	if (cfg == NULL)
+		return -ENOMEM;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	sb.base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (sb.base == NULL)
 		return -ENOMEM;
 	if (o->control_token != NULL)
