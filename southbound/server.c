@@ -523,7 +523,9 @@ listen_on(const char *addr)
 			return -EACCES;
 		}
 	}
-	sb.listener = evconnlistener_new_bind(sb.base, on_accept, NULL, flags, 128,
+	/* a burst of connections waits in the kernel, not refused there: the
+	 * limit is --control-max-conns, applied on accept */
+	sb.listener = evconnlistener_new_bind(sb.base, on_accept, NULL, flags, SOMAXCONN,
 					      (struct sockaddr *)&ss, salen);
 	if (sb.listener == NULL) {
 		SB_LOG(ERR, "--control %s: %s", addr, strerror(errno));
