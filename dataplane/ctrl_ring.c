@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Control requests to workers: see mbx_ctrl.h. */
 #include <errno.h>
-#include <sched.h>
+#include <poll.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
@@ -14,24 +17,102 @@
 
 /* Requests run per serve call: bounds the time a worker spends away from packets. */
 #define CTRL_SERVE_MAX 4
-/* Pauses before a waiter yields its core: on shared cores the thread it
- * waits for may need that core (a few µs of spinning on dedicated ones). */
-#define SPINS_BEFORE_YIELD 2048
+/* Pauses before a waiter sleeps (a request of a few µs is answered meanwhile). */
+#define SPINS_BEFORE_SLEEP 256
+/* A waiter's sleep between checks, should a wake-up go missing (it cannot). */
+#define WAIT_SLEEP_US 1000
 
-static inline void
-backoff(unsigned int *spins)
+void
+mbx_wake_init(struct mbx_wake *k)
 {
-	if (++*spins < SPINS_BEFORE_YIELD)
-		rte_pause();
-	else
-		sched_yield();
+	k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	atomic_init(&k->asleep, false);
+}
+
+void
+mbx_wake_fini(struct mbx_wake *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
+
+void
+mbx_wake(struct mbx_wake *k)
+{
+	uint64_t one = 1;
+
+	/* pairs with mbx_wake_sleep(): what was published, then the flag's read */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (k->fd >= 0 && atomic_load_explicit(&k->asleep, memory_order_relaxed)) {
+		/* fails only when the counter is saturated: the sleeper is due anyway */
+		ssize_t wr = write(k->fd, &one, sizeof(one));
+
+		(void)wr;
+	}
+}
+
+void
+mbx_wake_sleep(struct mbx_wake *k, uint32_t us, bool (*ready)(void *arg), void *arg)
+{
+	struct pollfd pfd = {.fd = k->fd, .events = POLLIN};
+	struct timespec ts = {.tv_sec = us / US_PER_S, .tv_nsec = (long)(us % US_PER_S) * 1000};
+	uint64_t v;
+
+	if (k->fd < 0) {
+		if (!ready(arg))
+			rte_delay_us_sleep(us);
+		return;
+	}
+	atomic_store(&k->asleep, true); /* seq_cst: before ready()'s reads */
+	if (!ready(arg) && ppoll(&pfd, 1, &ts, NULL) > 0) {
+		ssize_t rd = read(k->fd, &v, sizeof(v));
+
+		(void)rd;
+	}
+	atomic_store_explicit(&k->asleep, false, memory_order_relaxed);
+}
+
+/* The control thread's own wake-up, for its waits on workers. */
+static _Thread_local struct mbx_wake waiter = {.fd = -1};
+static _Thread_local bool waiter_ready;
+
+static struct mbx_wake *
+my_waiter(void)
+{
+	if (!waiter_ready) {
+		mbx_wake_init(&waiter);
+		waiter_ready = true;
+	}
+	return &waiter;
+}
+
+static bool
+req_done(void *arg)
+{
+	return atomic_load_explicit(&((struct mbx_ctrl_req *)arg)->done, memory_order_acquire);
+}
+
+/* Wait until @cond(@arg): spin a little, then sleep until woken through @k. */
+static void
+wait_until(struct mbx_wake *k, bool (*cond)(void *arg), void *arg)
+{
+	for (unsigned int spins = 0; !cond(arg); spins++) {
+		if (spins < SPINS_BEFORE_SLEEP)
+			rte_pause();
+		else
+			mbx_wake_sleep(k, WAIT_SLEEP_US, cond, arg);
+	}
 }
 
 int
 mbx_ctrl_post(struct mbx_worker *w, struct mbx_ctrl_req *r)
 {
 	atomic_store_explicit(&r->done, 0, memory_order_relaxed);
-	return rte_ring_sp_enqueue(w->req, r) == 0 ? 0 : -ENOBUFS;
+	if (rte_ring_sp_enqueue(w->req, r) != 0)
+		return -ENOBUFS;
+	mbx_wake(&w->wake);
+	return 0;
 }
 
 struct mbx_ctrl_req *
@@ -50,13 +131,11 @@ mbx_ctrl_call(struct mbx_worker *w, mbx_ctrl_fn fn, void *arg)
 
 	if (rte_lcore_id() == w->lcore)
 		return fn(w, arg);
-	unsigned int spins = 0;
-
+	r.waiter = my_waiter();
 	rc = mbx_ctrl_post(w, &r);
 	if (rc < 0)
 		return rc;
-	while (!atomic_load_explicit(&r.done, memory_order_acquire))
-		backoff(&spins);
+	wait_until(r.waiter, req_done, &r);
 	return r.rc;
 }
 
@@ -89,7 +168,11 @@ mbx_ctrl_serve(struct mbx_worker *w)
 			rte_ring_sp_enqueue(w->resp, r);
 			answered++;
 		} else {
+			struct mbx_wake *waiter = r->waiter; /* @r is gone once done */
+
 			atomic_store_explicit(&r->done, 1, memory_order_release);
+			if (waiter != NULL)
+				mbx_wake(waiter);
 		}
 	}
 	if (answered > 0 && w->resp_fd >= 0) {
@@ -105,18 +188,33 @@ mbx_ctrl_serve(struct mbx_worker *w)
 struct park {
 	_Atomic unsigned int parked;
 	_Atomic int release;
+	unsigned int all;	 /* workers to park */
+	struct mbx_wake *waiter; /* the parking thread, woken when all are parked */
 };
 
+static bool
+released(void *arg)
+{
+	return atomic_load_explicit(&((struct park *)arg)->release, memory_order_acquire);
+}
+
+static bool
+all_parked(void *arg)
+{
+	struct park *p = arg;
+
+	return atomic_load_explicit(&p->parked, memory_order_acquire) == p->all;
+}
+
+/* Parked: asleep until released (mbx_ctrl_park_all() wakes every worker). */
 static int
 park_fn(struct mbx_worker *w, void *arg)
 {
 	struct park *p = arg;
-	unsigned int spins = 0;
 
-	(void)w;
-	atomic_fetch_add(&p->parked, 1);
-	while (!atomic_load_explicit(&p->release, memory_order_acquire))
-		backoff(&spins);
+	if (atomic_fetch_add(&p->parked, 1) + 1 == p->all)
+		mbx_wake(p->waiter);
+	wait_until(&w->wake, released, p);
 	return 0;
 }
 
@@ -124,25 +222,24 @@ int
 mbx_ctrl_park_all(struct mbx_dp *dp, int (*fn)(struct mbx_dp *dp, void *arg), void *arg)
 {
 	struct mbx_ctrl_req reqs[RTE_MAX_LCORE];
-	struct park p = {0};
+	struct park p = {.all = dp->nb_workers, .waiter = my_waiter()};
 	uint16_t posted = 0;
-	unsigned int spins = 0;
 	int rc = 0;
 
 	for (; posted < dp->nb_workers; posted++) {
-		reqs[posted] = (struct mbx_ctrl_req){.fn = park_fn, .arg = &p};
+		reqs[posted] = (struct mbx_ctrl_req){.fn = park_fn, .arg = &p, .waiter = p.waiter};
 		rc = mbx_ctrl_post(dp->workers[posted], &reqs[posted]);
 		if (rc < 0)
 			break;
 	}
 	if (rc == 0) {
-		while (atomic_load(&p.parked) < dp->nb_workers)
-			backoff(&spins);
+		wait_until(p.waiter, all_parked, &p);
 		rc = fn(dp, arg);
 	}
 	atomic_store_explicit(&p.release, 1, memory_order_release);
 	for (uint16_t i = 0; i < posted; i++)
-		while (!atomic_load_explicit(&reqs[i].done, memory_order_acquire))
-			backoff(&spins);
+		mbx_wake(&dp->workers[i]->wake);
+	for (uint16_t i = 0; i < posted; i++)
+		wait_until(p.waiter, req_done, &reqs[i]);
 	return rc;
 }

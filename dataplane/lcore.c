@@ -365,6 +365,7 @@ handoff(struct mbx_worker *w, struct rte_mbuf **pkts, const uint16_t *dest, uint
 		sent = rte_ring_mp_enqueue_burst(w->dp->workers[d]->handoff, (void **)batch, k,
 						 NULL);
 		w->stats[MBX_WSTAT_HANDOFF_OUT] += sent;
+		mbx_wake(&w->dp->workers[d]->wake);
 		if (sent < k) {
 			rte_pktmbuf_free_bulk(batch + sent, k - sent);
 			w->stats[MBX_WSTAT_HANDOFF_DROP] += k - sent;
@@ -453,6 +454,15 @@ mbx_worker_owned(struct mbx_worker *w, struct rte_mbuf **pkts, uint16_t n)
 	}
 }
 
+/* An idle worker sleeps until then, unless work came meanwhile. */
+static bool
+has_work(void *arg)
+{
+	const struct mbx_worker *w = arg;
+
+	return !rte_ring_empty(w->req) || !rte_ring_empty(w->handoff);
+}
+
 int
 mbx_worker_loop(void *arg)
 {
@@ -518,7 +528,7 @@ mbx_worker_loop(void *arg)
 			if (st == MBX_DRAIN)
 				atomic_store_explicit(&w->drain_gen, gen, memory_order_release);
 			if (dp->idle_sleep_us > 0)
-				rte_delay_us_sleep(dp->idle_sleep_us);
+				mbx_wake_sleep(&w->wake, dp->idle_sleep_us, has_work, w);
 		}
 	}
 	return 0;
@@ -577,6 +587,7 @@ mbx_worker_create(struct mbx_dp *dp, uint16_t id, int socket)
 	w->id = id;
 	w->lcore = LCORE_ID_ANY;
 	w->resp_fd = -1;
+	mbx_wake_init(&w->wake);
 	for (int p = 0; p < MBX_MAX_PORTS; p++)
 		w->txq[p] = -1;
 	snprintf(name, sizeof(name), "mbx_hand_%u", seq);
@@ -680,6 +691,7 @@ mbx_worker_free(struct mbx_worker *w)
 	rte_ring_free(w->req);
 	rte_ring_free(w->resp);
 	rte_free(w->nf_counters);
+	mbx_wake_fini(&w->wake);
 	rte_free(w);
 }
 

@@ -200,6 +200,7 @@ mbx_marker_fan_out(struct mbx_worker *w, struct rte_mbuf *m)
 			}
 			rte_pause();
 		}
+		mbx_wake(&dp->workers[i]->wake);
 	}
 	mbx_marker_meet(w, m);
 }

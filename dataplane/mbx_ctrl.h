@@ -25,9 +25,34 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct mbx_dp;
 struct mbx_worker;
+
+/**
+ * A thread that sleeps when it has nothing to do, and the eventfd that wakes
+ * it: a worker idle between polls, the control thread waiting for a worker.
+ * On two shared cores a waiter that spins takes the core from the thread it
+ * waits for; one that sleeps a fixed time answers late.
+ */
+struct mbx_wake {
+	int fd;		     /**< eventfd, or -1 (then the sleeper just sleeps) */
+	_Atomic bool asleep; /**< in mbx_wake_sleep() */
+};
+
+/** Open @p k's eventfd (on failure the sleeper only sleeps). */
+void mbx_wake_init(struct mbx_wake *k);
+void mbx_wake_fini(struct mbx_wake *k);
+
+/** Wake @p k's sleeper if it sleeps; call after publishing what it waits for. */
+void mbx_wake(struct mbx_wake *k);
+
+/**
+ * Sleep up to @p us, until mbx_wake(), or not at all if @p ready(@p arg)
+ * (checked after announcing the sleep, so a wake-up is never missed).
+ */
+void mbx_wake_sleep(struct mbx_wake *k, uint32_t us, bool (*ready)(void *arg), void *arg);
 
 /** A request: runs on the worker's lcore, returns 0 or -errno. */
 typedef int (*mbx_ctrl_fn)(struct mbx_worker *w, void *arg);
@@ -35,10 +60,11 @@ typedef int (*mbx_ctrl_fn)(struct mbx_worker *w, void *arg);
 struct mbx_ctrl_req {
 	mbx_ctrl_fn fn;
 	void *arg;
-	int rc;		  /**< fn's result, valid once done (or on the response ring) */
-	bool async;	  /**< true: answer on the response ring instead of @c done */
-	_Atomic int done; /**< set by the worker for a synchronous request */
-	void *cookie;	  /**< for the caller */
+	int rc;			 /**< fn's result, valid once done (or on the response ring) */
+	bool async;		 /**< true: answer on the response ring instead of @c done */
+	_Atomic int done;	 /**< set by the worker for a synchronous request */
+	struct mbx_wake *waiter; /**< woken once @c done is set, or NULL */
+	void *cookie;		 /**< for the caller */
 };
 
 /**

@@ -26,6 +26,8 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "mbx_ctrl.h"
+
 struct mbx_worker;
 
 #define MBX_MOVES_MAX 8
@@ -35,6 +37,7 @@ struct mbx_move_rt {
 	struct rte_ring *ring;	     /**< redirected mbufs and marker tokens */
 	_Atomic uint64_t redirected; /**< packets put on the ring */
 	_Atomic uint64_t overflow;   /**< packets dropped: ring full */
+	struct mbx_wake wake;	     /**< the thread emptying the ring, woken by what comes */
 };
 
 /** Make @p rt visible to the workers' marker hook. @return 0 or -ENOSPC. */

@@ -36,6 +36,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "mbx_ctrl.h"
 #include "mbx_events.h"
 #include "mbx_nf.h"
 #include "mbx_pkt.h"
@@ -150,6 +151,7 @@ struct mbx_worker {
 	struct rte_ring *req;	  /**< control requests (mbx_ctrl.h) */
 	struct rte_ring *resp;	  /**< control responses */
 	int resp_fd;		  /**< eventfd written after a response, or -1 */
+	struct mbx_wake wake;	  /**< idle: woken by requests, injected and handed packets */
 	struct mbx_events ev;	  /**< event rules, changed by control requests */
 	struct mbx_rxq rxq[MBX_MAX_RXQ];
 	int16_t txq[MBX_MAX_PORTS];	/**< own TX queue per port, or -1: use the port's ring */

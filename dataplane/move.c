@@ -41,6 +41,7 @@ mbx_move_redirect(struct mbx_worker *w, void *arg, struct rte_mbuf **pkts, uint1
 
 	w->stats[MBX_WSTAT_EV_REDIRECTED] += k;
 	atomic_fetch_add_explicit(&rt->redirected, k, memory_order_relaxed);
+	mbx_wake(&rt->wake);
 	if (k < n) {
 		rte_pktmbuf_free_bulk(pkts + k, n - k);
 		atomic_fetch_add_explicit(&rt->overflow, n - k, memory_order_relaxed);
@@ -66,6 +67,7 @@ mbx_move_marker(struct mbx_worker *w, uint64_t id, uint16_t index, uint16_t coun
 			}
 			rte_pause();
 		}
+		mbx_wake(&rt->wake);
 		return;
 	}
 }
