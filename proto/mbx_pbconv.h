@@ -53,32 +53,6 @@ mbx_key_to_pb(const struct mbx_flow_key *k, struct mbx_pb_key *out)
 	return &out->pb;
 }
 
-/** A key from the wire; a partial key (multi-flow) may leave dst out. @return 0 or -EINVAL. */
-static inline int
-mbx_key_from_pb(const Mbx__V1__FlowKey *pb, struct mbx_flow_key *k)
-{
-	size_t n;
-
-	memset(k, 0, sizeof(*k));
-	if (pb == NULL)
-		return 0;
-	if (pb->family != MBX__V1__FAMILY__FAMILY_IPV4 &&
-	    pb->family != MBX__V1__FAMILY__FAMILY_IPV6)
-		return -EINVAL;
-	n = mbx_pb_addr_len((uint8_t)pb->family);
-	if (pb->src.len != n || (pb->dst.len != n && pb->dst.len != 0) || pb->proto > 255 ||
-	    pb->sport > UINT16_MAX || pb->dport > UINT16_MAX)
-		return -EINVAL;
-	k->family = (uint8_t)pb->family;
-	k->proto = (uint8_t)pb->proto;
-	memcpy(&k->src, pb->src.data, n);
-	if (pb->dst.len != 0)
-		memcpy(&k->dst, pb->dst.data, n);
-	k->sport = rte_cpu_to_be_16((uint16_t)pb->sport);
-	k->dport = rte_cpu_to_be_16((uint16_t)pb->dport);
-	return 0;
-}
-
 static inline int
 mbx_prefix_from_pb(const Mbx__V1__Prefix *pb, struct mbx_filter *f, struct mbx_prefix *p)
 {

@@ -129,24 +129,6 @@ uint64_t sb_call_id(const struct sb_call *call);
 
 /* State records and wire chunks (sb_state.c). */
 
-/** Room to turn records into StateChunks without copying their state. */
-struct sb_chunks {
-	size_t cap;
-	Mbx__V1__StateChunk *chunks;
-	Mbx__V1__StateChunk **ptrs; /**< what a message's repeated field points at */
-	struct mbx_pb_key *keys;    /**< two per chunk */
-};
-
-int sb_chunks_init(struct sb_chunks *s, size_t cap);
-void sb_chunks_fini(struct sb_chunks *s);
-
-/**
- * Chunks for the records in @p buf (they point into it), as many as fit.
- * @param consumed out: bytes of records used.
- * @return chunks in s->ptrs.
- */
-size_t sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *consumed);
-
 struct mbx_state_rec;
 
 /**
@@ -171,16 +153,9 @@ struct sb_import *sb_import_new(void);
 void sb_import_free(struct sb_import *im);
 
 /**
- * Add a chunk; @p scope -1 takes any scope.
- * @return 0, or an errno with a reason in @p msg.
- */
-int sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, char *msg,
-		  size_t mlen);
-
-/**
  * Add a chunk from its encoded bytes (a StateChunk as on the wire), without
- * decoding it into protobuf-c structures; as sb_import_add() otherwise, and
- * EBADMSG if it does not decode.
+ * decoding it into protobuf-c structures; @p scope -1 takes any scope.
+ * @return 0, or an errno with a reason in @p msg (EBADMSG if it does not decode).
  */
 int sb_import_add_wire(struct sb_import *im, const uint8_t *buf, size_t len, int scope, char *msg,
 		       size_t mlen);

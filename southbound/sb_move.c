@@ -27,6 +27,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <unistd.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@
 #include "mbx_move.h"
 #include "mbx_sb.h"
 #include "mbx_state.h"
+#include "mbx_wire.h"
 
 RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define MOVE_LOG(level, fmt, ...) \
@@ -65,7 +67,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define PKTS_PER_FRAME	   256
 #define DEFAULT_LIMIT	   65536
 #define DEFAULT_TIMEOUT_MS 10000
-#define SRC_IDLE_US	   100	/* the source's poll of an empty redirect ring */
+#define SRC_IDLE_US	   100	/* its poll of an empty redirect ring, without an eventfd */
 #define ROLLBACK_SLACK	   4096 /* packets of a rolled-back filter arriving meanwhile */
 #define SRC_WAIT_US	   1000 /* its watch of the buffer while the destination is busy */
 #define MARKERS_MAX	   64	/* marker copies per worker (TX paths of the steering port) */
@@ -110,7 +112,9 @@ struct move {
 	int nf;
 	uint16_t worker;
 	struct mbx_export x;
-	struct sb_chunks set;
+	struct event *woken; /* the source: rt.wake's eventfd */
+	uint8_t *scratch;    /* PeerMessages written by hand */
+	size_t scratch_cap;
 	uint8_t *rollback[RTE_MAX_LCORE]; /* exported and deleted per-flow records, by worker */
 	size_t rb_len[RTE_MAX_LCORE], rb_cap[RTE_MAX_LCORE];
 	uint16_t marker_count;
@@ -196,30 +200,72 @@ conn_release(struct peer_conn *c)
 		conn_free(c);
 }
 
+/* Frame @p payload, a packed PeerMessage, onto @p c's stream. */
 static int
-peer_send(struct peer_conn *c, Mbx__V1__PeerMessage *msg)
+peer_send_payload(struct peer_conn *c, uint64_t move_id, const uint8_t *payload, size_t len)
 {
 	Mbx__V1__Envelope env = MBX__V1__ENVELOPE__INIT;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
-	size_t plen = mbx__v1__peer_message__get_packed_size(msg), n;
-	uint8_t *payload = malloc(plen + 1);
 
-	if (payload == NULL)
-		return -ENOMEM;
-	mbx__v1__peer_message__pack(msg, payload);
-	env.call_id = msg->move_id;
+	env.call_id = move_id;
 	env.method = PEER_METHOD;
-	env.payload = (ProtobufCBinaryData){plen, payload};
-	n = mbx_frame_size(&env);
-	if (evbuffer_reserve_space(out, n, &v, 1) < 1) {
-		free(payload);
+	env.payload = (ProtobufCBinaryData){len, (uint8_t *)(uintptr_t)payload};
+	if (evbuffer_reserve_space(out, mbx_frame_size(&env), &v, 1) < 1)
 		return -ENOMEM;
-	}
 	v.iov_len = mbx_frame_pack(&env, v.iov_base);
 	evbuffer_commit_space(out, &v, 1);
-	free(payload);
 	return 0;
+}
+
+static int
+peer_send(struct peer_conn *c, Mbx__V1__PeerMessage *msg)
+{
+	size_t len = mbx__v1__peer_message__get_packed_size(msg);
+	uint8_t small[512], *buf = len <= sizeof(small) ? small : malloc(len);
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	mbx__v1__peer_message__pack(msg, buf);
+	rc = peer_send_payload(c, msg->move_id, buf, len);
+	if (buf != small)
+		free(buf);
+	return rc;
+}
+
+/* Room for @p n bytes in the move's scratch buffer, for messages written by hand. */
+static uint8_t *
+scratch(struct move *mv, size_t n)
+{
+	if (n > mv->scratch_cap) {
+		uint8_t *b = realloc(mv->scratch, n);
+
+		if (b == NULL)
+			return NULL;
+		mv->scratch = b;
+		mv->scratch_cap = n;
+	}
+	return mv->scratch;
+}
+
+/*
+ * A PeerMessage whose body (@p body: PeerState or PeerPackets) is one
+ * repeated message field, written by hand (mbx_wire.h) into the scratch
+ * buffer as protobuf-c would pack it: the chunks and packets are copied
+ * once, never made into protobuf-c structures. @return where the items go
+ * (@p items bytes of them), or NULL.
+ */
+static uint8_t *
+peer_msg_begin(struct move *mv, uint32_t body, size_t items, uint8_t **start)
+{
+	uint8_t *o = scratch(mv, mbx_wire_uint_size(1, mv->id) + mbx_wire_len_size(body, items));
+
+	if (o == NULL)
+		return NULL;
+	*start = o;
+	o = mbx_wire_put_uint(o, 1, mv->id);
+	return mbx_wire_put_len_hdr(o, body, items);
 }
 
 static void
@@ -292,9 +338,12 @@ forget(struct move *mv)
 		event_free(mv->tick);
 	if (mv->deadline != NULL)
 		event_free(mv->deadline);
+	if (mv->woken != NULL)
+		event_free(mv->woken);
+	mbx_wake_fini(&mv->rt.wake);
 	conn_release(mv->conn);
 	free(mv->x.buf);
-	sb_chunks_fini(&mv->set);
+	free(mv->scratch);
 	for (int i = 0; i < RTE_MAX_LCORE; i++)
 		free(mv->rollback[i]);
 	sb_import_free(mv->im);
@@ -531,13 +580,19 @@ static size_t
 dst_inject_pending(struct move *mv)
 {
 	struct mbx_dp *dp = sb_dp();
+	uint64_t woken = 0;
 
 	while (mv->pend_head < mv->pend_tail) {
 		struct rte_mbuf *m = mv->pend[mv->pend_head];
+		uint16_t w = mbx_owner(dp, mbx_pkt(m));
 
-		if (rte_ring_mp_enqueue(dp->workers[mbx_owner(dp, mbx_pkt(m))]->handoff, m) != 0)
+		if (rte_ring_mp_enqueue(dp->workers[w]->handoff, m) != 0)
 			break; /* that worker's ring is full: later, to keep the order */
 		mv->pend_head++;
+		if (!(woken & (1ULL << (w % 64)))) {
+			woken |= 1ULL << (w % 64);
+			mbx_wake(&dp->workers[w]->wake);
+		}
 	}
 	if (mv->pend_head == mv->pend_tail)
 		mv->pend_head = mv->pend_tail = 0;
@@ -558,21 +613,20 @@ dst_tick(evutil_socket_t fd, short what, void *arg)
 
 /* Destination: one redirected packet, as it arrived at the source. */
 static void
-dst_inject(struct move *mv, const Mbx__V1__PeerPacket *pp)
+dst_inject(struct move *mv, const uint8_t *frame, size_t len, uint32_t port)
 {
 	struct mbx_dp *dp = sb_dp();
 	struct rte_mbuf *m = rte_pktmbuf_alloc(dp->mp);
-	uint16_t in_port = pp->in_port < dp->nb_ports ? (uint16_t)pp->in_port : 0;
+	uint16_t in_port = port < dp->nb_ports ? (uint16_t)port : 0;
 	struct mbx_pkt *p;
 	char *d;
 
-	if (m == NULL || (d = rte_pktmbuf_append(m, (uint16_t)pp->frame.len)) == NULL ||
-	    pp->frame.len > UINT16_MAX) {
+	if (m == NULL || len > UINT16_MAX || (d = rte_pktmbuf_append(m, (uint16_t)len)) == NULL) {
 		rte_pktmbuf_free(m);
 		mv->dropped++;
 		return;
 	}
-	memcpy(d, pp->frame.data, pp->frame.len);
+	memcpy(d, frame, len);
 	p = mbx_pkt(m);
 	if (mbx_parse(m) != MBX_PARSE_OK) {
 		rte_pktmbuf_free(m);
@@ -603,31 +657,128 @@ dst_inject(struct move *mv, const Mbx__V1__PeerPacket *pp)
 	mv->redirected++;
 }
 
+/*
+ * The body of PeerMessage @p buf: the number of the oneof field that came
+ * last (protobuf-c keeps that one; 0: none) and where the run of its
+ * occurrences that protobuf-c merges starts. @return 0, or -1 (malformed).
+ */
+static int
+peer_body(const uint8_t *buf, size_t len, uint32_t *body, const uint8_t **from)
+{
+	const uint8_t *p = buf, *end = buf + len, *at = p;
+	struct mbx_wire_field f;
+	int rc;
+
+	*body = 0;
+	*from = buf;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num == 1 && f.type != MBX_WIRE_VARINT)
+			return -1;
+		if (f.num >= MBX__V1__PEER_MESSAGE__BODY_HELLO &&
+		    f.num <= MBX__V1__PEER_MESSAGE__BODY_ABORT) {
+			if (f.type != MBX_WIRE_LEN)
+				return -1;
+			if (f.num != *body) {
+				*body = f.num;
+				*from = at;
+			}
+		}
+		at = p;
+	}
+	return rc;
+}
+
+/* A PeerPacket: frame (1) and in_port (2). @return 0, or -1 (malformed). */
+static int
+packet_parse(const uint8_t *p, const uint8_t *end, const uint8_t **frame, size_t *len,
+	     uint32_t *port)
+{
+	struct mbx_wire_field f;
+	int rc;
+
+	*frame = NULL;
+	*len = 0;
+	*port = 0;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num == 1 && f.type == MBX_WIRE_LEN) {
+			*frame = f.data;
+			*len = f.len;
+		} else if (f.num == 2 && f.type == MBX_WIRE_VARINT) {
+			*port = (uint32_t)f.v;
+		} else if (f.num == 1 || f.num == 2) {
+			return -1;
+		}
+	}
+	return rc;
+}
+
+/*
+ * Destination: a PeerState or PeerPackets body from the wire, each item (a
+ * StateChunk or a PeerPacket, field 1 of every occurrence of field @p body
+ * from @p p on) straight into an import record or a packet buffer.
+ * @return 0, or -1 if the message is malformed.
+ */
+static int
+dst_on_items(struct move *mv, uint32_t body, const uint8_t *p, const uint8_t *end)
+{
+	struct mbx_wire_field f, item;
+	char msg[256];
+	int rc;
+
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		const uint8_t *q = f.data, *qend = f.data + f.len;
+
+		if (f.num != body)
+			continue;
+		while ((rc = mbx_wire_next(&q, qend, &item)) > 0) {
+			const uint8_t *frame;
+			size_t len;
+			uint32_t port;
+			int err;
+
+			if (item.num != 1)
+				continue;
+			if (item.type != MBX_WIRE_LEN)
+				return -1;
+			if (body == MBX__V1__PEER_MESSAGE__BODY_PACKETS) {
+				if (packet_parse(item.data, item.data + item.len, &frame, &len,
+						 &port) < 0)
+					return -1;
+				dst_inject(mv, frame, len, port);
+				continue;
+			}
+			err = sb_import_add_wire(mv->im, item.data, item.len, -1, msg, sizeof(msg));
+			if (err != 0) {
+				send_ack(mv, err, msg, false);
+				dst_finish(mv, msg);
+				return 0;
+			}
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (rc < 0)
+		return -1;
+	if (body == MBX__V1__PEER_MESSAGE__BODY_PACKETS) {
+		if (dst_inject_pending(mv) > 0)
+			event_active(mv->tick, EV_TIMEOUT, 0);
+		return 0;
+	}
+	rc = sb_import_run(mv->im, msg, sizeof(msg));
+	MOVE_TRACE(mv, "state frame in");
+	if (rc < 0) {
+		send_ack(mv, -rc, msg, false);
+		dst_finish(mv, msg);
+	}
+	return 0;
+}
+
 static void
 dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 {
 	char msg[256];
-	int rc;
 
 	switch (m->body_case) {
-	case MBX__V1__PEER_MESSAGE__BODY_STATE:
-		for (size_t i = 0; i < m->state->n_chunks; i++) {
-			int err = sb_import_add(mv->im, m->state->chunks[i], -1, msg, sizeof(msg));
-
-			if (err != 0) {
-				send_ack(mv, err, msg, false);
-				dst_finish(mv, msg);
-				return;
-			}
-			mv->state_bytes += m->state->chunks[i]->state.len;
-		}
-		rc = sb_import_run(mv->im, msg, sizeof(msg));
-		MOVE_TRACE(mv, "%zu chunks in", m->state->n_chunks);
-		if (rc < 0) {
-			send_ack(mv, -rc, msg, false);
-			dst_finish(mv, msg);
-		}
-		return;
 	case MBX__V1__PEER_MESSAGE__BODY_STATE_DONE:
 		mv->flows = m->state_done->flows;
 		MOVE_TRACE(mv, "state in (%" PRIu64 " flows)", mv->flows);
@@ -636,12 +787,6 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		/* without order to keep, what arrived directly goes as soon as the state is in */
 		if (mv->guarantee != MBX__V1__GUARANTEE__GUARANTEE_LOSS_FREE_ORDER_PRESERVING)
 			dst_release(mv);
-		return;
-	case MBX__V1__PEER_MESSAGE__BODY_PACKETS:
-		for (size_t i = 0; i < m->packets->n_packets; i++)
-			dst_inject(mv, m->packets->packets[i]);
-		if (dst_inject_pending(mv) > 0)
-			event_active(mv->tick, EV_TIMEOUT, 0);
 		return;
 	case MBX__V1__PEER_MESSAGE__BODY_END: {
 		uint64_t deadline = rte_get_timer_cycles() + rte_get_timer_hz();
@@ -724,7 +869,10 @@ peer_read_frames(struct peer_conn *c)
 		size_t avail = evbuffer_get_length(in);
 		Mbx__V1__Envelope *env;
 		Mbx__V1__PeerMessage *m = NULL;
+		const uint8_t *from;
 		struct move *mv;
+		uint32_t body;
+		bool bad;
 		long n;
 
 		if (avail < MBX_FRAME_HDR_LEN)
@@ -736,13 +884,23 @@ peer_read_frames(struct peer_conn *c)
 		env = n > 0 ? mbx_frame_unpack(evbuffer_pullup(in, n), (size_t)n) : NULL;
 		if (n > 0)
 			evbuffer_drain(in, (size_t)n);
-		if (env != NULL)
+		mv = c->mv;
+		bad = env == NULL ||
+		      peer_body(env->payload.data, env->payload.len, &body, &from) < 0;
+		if (!bad && mv != NULL && mv->role == ROLE_DST &&
+		    (body == MBX__V1__PEER_MESSAGE__BODY_STATE ||
+		     body == MBX__V1__PEER_MESSAGE__BODY_PACKETS)) {
+			/* the bulk of a move, read without protobuf-c */
+			bad = dst_on_items(mv, body, from, env->payload.data + env->payload.len) <
+			      0;
+		} else if (!bad) {
 			m = mbx__v1__peer_message__unpack(NULL, env->payload.len,
 							  env->payload.data);
+			bad = m == NULL;
+		}
 		if (env != NULL)
 			mbx__v1__envelope__free_unpacked(env, NULL);
-		mv = c->mv;
-		if (m == NULL) {
+		if (bad) {
 			MOVE_LOG(WARNING, "peer stream: bad frame; closing it");
 			if (mv != NULL && mv->role == ROLE_SRC)
 				src_finish(mv, EPROTO, "bad frame from the destination");
@@ -752,7 +910,9 @@ peer_read_frames(struct peer_conn *c)
 				c->closing = true;
 			return;
 		}
-		if (mv == NULL) {
+		if (m == NULL) {
+			/* read from the wire above */
+		} else if (mv == NULL) {
 			/* a new stream: its first message names the move it belongs to */
 			mv = m->body_case == MBX__V1__PEER_MESSAGE__BODY_HELLO
 				     ? find_move(m->move_id, ROLE_DST)
@@ -775,7 +935,8 @@ peer_read_frames(struct peer_conn *c)
 		}
 		if (c->mv != NULL && c->mv->role == ROLE_DST)
 			event_add(c->mv->deadline, &c->mv->timeout); /* the source is alive */
-		mbx__v1__peer_message__free_unpacked(m, NULL);
+		if (m != NULL)
+			mbx__v1__peer_message__free_unpacked(m, NULL);
 	}
 }
 
@@ -899,13 +1060,15 @@ on_peer_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	}
 }
 
-/* Source: records to one PeerState frame; per-flow records are kept for a rollback. */
+/*
+ * Source: records to PeerState frames of at most about STATE_BYTES;
+ * per-flow records are kept for a rollback.
+ */
 static int
 src_send_records(struct move *mv, const uint8_t *buf, size_t used, bool keep, uint16_t worker)
 {
-	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
-	Mbx__V1__PeerState st = MBX__V1__PEER_STATE__INIT;
-	size_t off = 0, consumed;
+	const struct mbx_chain *ch = &sb_dp()->chain;
+	const struct mbx_state_rec *rec = (const void *)buf, *end = (const void *)(buf + used);
 
 	if (keep && used > 0) {
 		size_t need = mv->rb_len[worker] + used;
@@ -921,17 +1084,33 @@ src_send_records(struct move *mv, const uint8_t *buf, size_t used, bool keep, ui
 		memcpy(mv->rollback[worker] + mv->rb_len[worker], buf, used);
 		mv->rb_len[worker] += used;
 	}
-	m.move_id = mv->id;
-	m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE;
-	m.state = &st;
-	while (off < used) {
-		st.n_chunks = sb_chunks_fill(&mv->set, buf + off, used - off, &consumed);
-		st.chunks = mv->set.ptrs;
-		for (size_t i = 0; i < st.n_chunks; i++)
-			mv->state_bytes += st.chunks[i]->state.len;
-		mv->chunks += st.n_chunks;
-		off += consumed;
-		if (peer_send(mv->conn, &m) < 0)
+	while (rec < end) {
+		const struct mbx_state_rec *first = rec;
+		size_t items = 0;
+		uint8_t *start, *o;
+
+		for (; rec < end; rec = mbx_state_rec_next(rec)) {
+			const struct mbx_nf_ops *ops = ch->nf[rec->nf].ops;
+			size_t n = mbx_wire_len_size(
+				1, sb_chunk_size(rec, ops->name, ops->state_version));
+
+			if (items > 0 && items + n > STATE_BYTES)
+				break;
+			items += n;
+		}
+		o = peer_msg_begin(mv, MBX__V1__PEER_MESSAGE__BODY_STATE, items, &start);
+		if (o == NULL)
+			return -ENOMEM;
+		for (const struct mbx_state_rec *r = first; r < rec; r = mbx_state_rec_next(r)) {
+			const struct mbx_nf_ops *ops = ch->nf[r->nf].ops;
+			size_t n = sb_chunk_size(r, ops->name, ops->state_version);
+
+			o = sb_chunk_put(mbx_wire_put_len_hdr(o, 1, n), r, ops->name,
+					 ops->state_version);
+			mv->state_bytes += r->state_len;
+			mv->chunks++;
+		}
+		if (peer_send_payload(mv->conn, mv->id, start, (size_t)(o - start)) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -1021,17 +1200,24 @@ src_export_step(struct move *mv)
 	}
 }
 
+/* Bytes of PeerPacket @p m (frame 1, in_port 2). */
+static size_t
+packet_size(struct rte_mbuf *m)
+{
+	return mbx_wire_len_size(1, rte_pktmbuf_data_len(m)) +
+	       mbx_wire_uint_size(2, mbx_pkt(m)->in_port);
+}
+
 /* Source, SRC_STREAM: the ring onto the peer stream, markers counted. */
 static void
 src_stream_step(struct move *mv)
 {
 	struct mbx_dp *dp = sb_dp();
-	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
-	Mbx__V1__PeerPackets pk = MBX__V1__PEER_PACKETS__INIT;
-	Mbx__V1__PeerPacket pkts[PKTS_PER_FRAME], *pp[PKTS_PER_FRAME];
 	struct rte_mbuf *held[PKTS_PER_FRAME];
 	void *e[PKTS_PER_FRAME];
 	unsigned int n, np = 0;
+	size_t items = 0;
+	uint8_t *start, *o;
 
 	n = rte_ring_sc_dequeue_burst(mv->rt.ring, e, PKTS_PER_FRAME, NULL);
 	for (unsigned int i = 0; i < n; i++) {
@@ -1049,23 +1235,24 @@ src_stream_step(struct move *mv)
 			continue;
 		}
 		held[np] = e[i];
-		mbx__v1__peer_packet__init(&pkts[np]);
-		pkts[np].frame.data = rte_pktmbuf_mtod(held[np], uint8_t *);
-		pkts[np].frame.len = rte_pktmbuf_data_len(held[np]);
-		pkts[np].in_port = mbx_pkt(held[np])->in_port;
-		pp[np] = &pkts[np];
-		np++;
+		items += mbx_wire_len_size(1, packet_size(held[np++]));
 	}
-	if (np > 0) {
-		m.move_id = mv->id;
-		m.body_case = MBX__V1__PEER_MESSAGE__BODY_PACKETS;
-		m.packets = &pk;
-		pk.n_packets = np;
-		pk.packets = pp;
-		peer_send(mv->conn, &m);
-		rte_pktmbuf_free_bulk(held, np);
+	if (np == 0)
+		return;
+	o = peer_msg_begin(mv, MBX__V1__PEER_MESSAGE__BODY_PACKETS, items, &start);
+	for (unsigned int i = 0; o != NULL && i < np; i++) {
+		uint16_t len = rte_pktmbuf_data_len(held[i]);
+		uint8_t port = mbx_pkt(held[i])->in_port;
+
+		o = mbx_wire_put_len_hdr(o, 1, packet_size(held[i]));
+		o = mbx_wire_put_bytes(o, 1, rte_pktmbuf_mtod(held[i], const uint8_t *), len);
+		o = mbx_wire_put_uint(o, 2, port);
+	}
+	if (o == NULL || peer_send_payload(mv->conn, mv->id, start, (size_t)(o - start)) < 0)
+		mv->dropped += np; /* out of memory: counted, as a full buffer */
+	else
 		mv->redirected += np;
-	}
+	rte_pktmbuf_free_bulk(held, np);
 }
 
 static void
@@ -1094,6 +1281,19 @@ src_again(struct move *mv, long us)
 	evtimer_add(mv->tick, &tv);
 }
 
+/* Source: the workers put packets or a token on the ring while the loop slept. */
+static void
+src_woken(evutil_socket_t fd, short what, void *arg)
+{
+	struct move *mv = arg;
+	uint64_t v;
+	ssize_t rd = read(fd, &v, sizeof(v));
+
+	(void)rd;
+	(void)what;
+	event_active(mv->tick, EV_TIMEOUT, 0);
+}
+
 static void
 src_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1103,6 +1303,7 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	atomic_store_explicit(&mv->rt.wake.asleep, false, memory_order_relaxed);
 	if (mv->conn == NULL)
 		return;
 	if (atomic_load(&mv->rt.overflow) > 0 && mv->step <= SRC_WAIT_STATE) {
@@ -1143,8 +1344,11 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 			src_send_end(mv);
 			return;
 		}
-		/* nothing redirected: the workers fill the ring at packet rate, wait a little */
-		src_again(mv, rte_ring_empty(mv->rt.ring) ? SRC_IDLE_US : 0);
+		/* an empty ring: wait until the workers put something on it (src_woken) */
+		atomic_store(&mv->rt.wake.asleep, true);
+		src_again(mv, !rte_ring_empty(mv->rt.ring) ? 0
+			      : mv->woken != NULL	   ? SRC_WAIT_US
+							   : SRC_IDLE_US);
 		return;
 	default:
 		return;
@@ -1181,9 +1385,7 @@ move_new(uint64_t id, enum role role, const Mbx__V1__Filter *filter, uint32_t ti
 		return NULL;
 	}
 	mv = calloc(1, sizeof(*mv));
-	if (mv == NULL ||
-	    sb_chunks_init(&mv->set, STATE_BYTES / sizeof(struct mbx_state_rec)) < 0) {
-		free(mv);
+	if (mv == NULL) {
 		*err = ENOMEM;
 		*why = "out of memory";
 		return NULL;
@@ -1199,10 +1401,10 @@ move_new(uint64_t id, enum role role, const Mbx__V1__Filter *filter, uint32_t ti
 		*why = "a move of overlapping flows is running";
 	}
 	if (*err != 0) {
-		sb_chunks_fini(&mv->set);
 		free(mv);
 		return NULL;
 	}
+	mv->rt.wake.fd = -1;
 	mv->tick = event_new(sb_base(), -1, 0, role == ROLE_SRC ? src_tick : dst_tick, mv);
 	mv->deadline = event_new(sb_base(), -1, 0, on_deadline, mv);
 	mv->timeout = tv;
@@ -1323,6 +1525,14 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 		return sb_reply_error(call, ENOMEM, "no memory for the move");
 	}
 	mv->rt_added = true;
+	/* without an eventfd the loop polls the ring every SRC_IDLE_US */
+	mbx_wake_init(&mv->rt.wake);
+	if (mv->rt.wake.fd >= 0) {
+		mv->woken =
+			event_new(sb_base(), mv->rt.wake.fd, EV_READ | EV_PERSIST, src_woken, mv);
+		if (mv->woken != NULL)
+			event_add(mv->woken, NULL);
+	}
 	sb_call_keep(call, on_client_gone, mv);
 	bev = bufferevent_socket_new(sb_base(), -1, BEV_OPT_CLOSE_ON_FREE);
 	mv->conn = bev != NULL ? conn_new(bev, mv) : NULL;

@@ -165,53 +165,6 @@ sb_ctrl_wait(struct sb_ctrl *c)
 	}
 }
 
-/* Records to chunks. */
-
-int
-sb_chunks_init(struct sb_chunks *s, size_t cap)
-{
-	s->cap = cap;
-	s->chunks = calloc(cap, sizeof(*s->chunks));
-	s->ptrs = calloc(cap, sizeof(*s->ptrs));
-	s->keys = calloc(cap * 2, sizeof(*s->keys));
-	return s->chunks && s->ptrs && s->keys ? 0 : -ENOMEM;
-}
-
-void
-sb_chunks_fini(struct sb_chunks *s)
-{
-	free(s->chunks);
-	free(s->ptrs);
-	free(s->keys);
-}
-
-size_t
-sb_chunks_fill(struct sb_chunks *s, const uint8_t *buf, size_t used, size_t *consumed)
-{
-	const struct mbx_state_rec *rec = (const void *)buf;
-	size_t n = 0;
-
-	while ((const uint8_t *)rec < buf + used && n < s->cap) {
-		Mbx__V1__StateChunk *c = &s->chunks[n];
-
-		mbx__v1__state_chunk__init(c);
-		c->nf = (char *)(uintptr_t)nf_name(rec->nf);
-		c->scope = (Mbx__V1__Scope)rec->scope;
-		c->version = sb_dp()->chain.nf[rec->nf].ops->state_version;
-		if (rec->key.family != 0)
-			c->key = mbx_key_to_pb(&rec->key, &s->keys[2 * n]);
-		if (rec->has_reply)
-			c->reply_key = mbx_key_to_pb(&rec->reply_key, &s->keys[2 * n + 1]);
-		c->state.data = (uint8_t *)(uintptr_t)rec->state;
-		c->state.len = rec->state_len;
-		c->from_outside = rec->side == MBX_SIDE_OUTSIDE;
-		s->ptrs[n++] = c;
-		rec = mbx_state_rec_next(rec);
-	}
-	*consumed = (const uint8_t *)rec - buf;
-	return n;
-}
-
 /* A FlowKey's bytes, as mbx_key_to_pb() and protobuf-c make them. */
 static size_t
 key_size(const struct mbx_flow_key *k)
@@ -771,44 +724,7 @@ rec_new(struct sb_import *im, int32_t scope, const struct mbx_flow_key *key, uin
 	return r;
 }
 
-int
-sb_import_add(struct sb_import *im, const Mbx__V1__StateChunk *c, int scope, char *msg, size_t mlen)
-{
-	const char *name = c->nf != NULL ? c->nf : "";
-	struct mbx_flow_key key, reply;
-	bool key_ok = c->key != NULL && mbx_key_from_pb(c->key, &key) == 0;
-	bool reply_ok = c->reply_key != NULL && mbx_key_from_pb(c->reply_key, &reply) == 0;
-	uint8_t side = c->from_outside ? MBX_SIDE_OUTSIDE : MBX_SIDE_INSIDE;
-	int nf = sb_nf_index(name);
-	struct mbx_state_rec *r;
-	int err;
-
-	err = chunk_check(nf, name, (int)strnlen(name, 256), (int32_t)c->scope, c->version, key_ok,
-			  c->reply_key != NULL, reply_ok, c->state.len, scope, msg, mlen);
-	if (err != 0)
-		return err;
-	r = rec_new(im, (int32_t)c->scope, &key, side, c->state.len);
-	if (r == NULL)
-		return ENOMEM;
-	r->nf = (uint16_t)nf;
-	r->scope = (uint8_t)c->scope;
-	r->has_reply = c->reply_key != NULL;
-	if (c->scope == MBX__V1__SCOPE__SCOPE_ALL_FLOWS)
-		memset(&r->key, 0, sizeof(r->key));
-	else
-		r->key = key;
-	if (r->has_reply)
-		r->reply_key = reply;
-	else
-		memset(&r->reply_key, 0, sizeof(r->reply_key));
-	r->state_len = (uint32_t)c->state.len;
-	r->side = c->scope == MBX__V1__SCOPE__SCOPE_ALL_FLOWS ? 0 : side;
-	memset(r->pad, 0, sizeof(r->pad));
-	memcpy(r->state, c->state.data, c->state.len);
-	return 0;
-}
-
-/* Is a FlowKey from the wire good for the dataplane (mbx_key_from_pb()'s checks)? */
+/* Is a FlowKey from the wire good for the dataplane (a partial key may leave dst out)? */
 static bool
 key_ok_wire(const struct mbx_wire_key *w)
 {
