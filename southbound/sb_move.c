@@ -6,14 +6,14 @@
  * Source (StartMove): connect to the destination's peer listener; put a
  * REDIRECT rule on the filter (DROP for guarantee none, nothing for a copy)
  * whose packets wait on the move's ring; export the state -- all-flows and
- * multi-flow pieces the NFs want moved, then per-flow, deleted in the same
- * step unless copying -- onto the peer stream, keeping the exported flows
- * for a rollback; wait until the destination installed it (STATE_SENT: the
- * controller reroutes now); stream the ring in order; once every worker
- * has met the move's marker, send END; on the destination's last ack, the
- * move is DONE. Until the destination acknowledged the state, any failure
- * rolls back: the flows are imported again and the held packets handed back
- * to their workers.
+ * multi-flow pieces the NFs want moved, then per-flow -- onto the peer
+ * stream, keeping the flows; wait until the destination installed it
+ * (STATE_SENT: the controller reroutes now); delete the exported flows while
+ * streaming the ring in order; once every worker has met the move's marker
+ * and the flows are gone, send END; on the destination's last ack, the move
+ * is DONE. Until the destination acknowledged the state, any failure rolls
+ * back: the flows are still here, and the held packets go back to their
+ * workers, in order.
  *
  * Destination (ExpectMove, then the peer stream): hold the filter's packets
  * that arrive directly (a BUFFER rule); install the state as it comes (all
@@ -115,8 +115,8 @@ struct move {
 	struct event *woken; /* the source: rt.wake's eventfd */
 	uint8_t *scratch;    /* PeerMessages written by hand */
 	size_t scratch_cap;
-	uint8_t *rollback[RTE_MAX_LCORE]; /* exported and deleted per-flow records, by worker */
-	size_t rb_len[RTE_MAX_LCORE], rb_cap[RTE_MAX_LCORE];
+	struct mbx_export del; /* deleting the exported flows, after the acknowledgement */
+	bool deleting;
 	uint16_t marker_count;
 	uint64_t markers_seen[RTE_MAX_LCORE]; /* bit per marker index, per worker */
 	uint32_t workers_marked;
@@ -344,8 +344,6 @@ forget(struct move *mv)
 	conn_release(mv->conn);
 	free(mv->x.buf);
 	free(mv->scratch);
-	for (int i = 0; i < RTE_MAX_LCORE; i++)
-		free(mv->rollback[i]);
 	sb_import_free(mv->im);
 	for (size_t i = mv->pend_head; i < mv->pend_tail; i++)
 		rte_pktmbuf_free(mv->pend[i]);
@@ -434,66 +432,69 @@ rollback_parked(struct mbx_dp *dp, void *arg)
 	return 0;
 }
 
-/* Source: the destination does not have the flows: take them back. */
+/*
+ * Source: the destination does not have the flows; they never left (the
+ * export keeps them until the acknowledgement). What was redirected goes
+ * back to the workers that own those flows, in order.
+ */
 static void
 src_rollback(struct move *mv)
 {
 	struct mbx_dp *dp = sb_dp();
+	struct rollback rb = {.mv = mv};
+	/* all the ring may hold by the time the workers park, and what comes meanwhile */
+	unsigned int cap = rte_ring_get_capacity(mv->rt.ring) + ROLLBACK_SLACK;
+	char name[RTE_RING_NAMESIZE];
+	uint16_t w;
 
-	/* the state first, while its packets still wait on the ring */
-	for (uint16_t w = 0; w < dp->nb_workers; w++) {
-		size_t off = 0;
-
-		while (off < mv->rb_len[w]) {
-			struct mbx_undo *undo = malloc(sizeof(*undo) * 1024);
-			struct mbx_import im = {0};
-			const uint8_t *p = mv->rollback[w] + off;
-			uint32_t n = 0;
-
-			while (p < mv->rollback[w] + mv->rb_len[w] && n < 1024) {
-				p = (const uint8_t *)mbx_state_rec_next((const void *)p);
-				n++;
-			}
-			im.recs = mv->rollback[w] + off;
-			im.len = p - im.recs;
-			im.undo = undo;
-			if (undo == NULL ||
-			    mbx_ctrl_call(dp->workers[w], mbx_state_import, &im) < 0)
-				MOVE_LOG(ERR, "move %" PRIu64 ": could not take back %u flows",
-					 mv->id, n);
-			free(undo);
-			off += im.len;
-		}
-	}
 	if (mv->rule == 0)
 		return;
-	{
-		struct rollback rb = {.mv = mv};
-		unsigned int cap = rte_ring_count(mv->rt.ring) + ROLLBACK_SLACK;
-		char name[RTE_RING_NAMESIZE];
-		uint16_t w;
-
-		for (w = 0; w < dp->nb_workers; w++) {
-			snprintf(name, sizeof(name), "mbx_rb_%" PRIu64 "_%u", ++mv_g.seq, w);
-			rb.bufs[w] =
-				rte_ring_create(name, cap, rte_socket_id(),
-						RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
-			if (rb.bufs[w] == NULL)
-				break;
-		}
-		if (w < dp->nb_workers) {
-			/* no memory: the redirected packets are dropped (and counted) */
-			MOVE_LOG(ERR, "move %" PRIu64 ": no memory to give back %u packets", mv->id,
-				 rte_ring_count(mv->rt.ring));
-			while (w > 0)
-				rte_ring_free(rb.bufs[--w]);
-			return;
-		}
-		mbx_ctrl_park_all(dp, rollback_parked, &rb);
-		/* the rings go with the rule: its release processes them, then frees them */
-		sb_rule_remove(mv->rule, NULL, false, NULL, NULL);
-		mv->rule = 0;
+	for (w = 0; w < dp->nb_workers; w++) {
+		snprintf(name, sizeof(name), "mbx_rb_%" PRIu64 "_%u", ++mv_g.seq, w);
+		rb.bufs[w] = rte_ring_create(name, cap, rte_socket_id(),
+					     RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+		if (rb.bufs[w] == NULL)
+			break;
 	}
+	if (w < dp->nb_workers) {
+		/* no memory: the redirected packets are dropped (and counted) */
+		MOVE_LOG(ERR, "move %" PRIu64 ": no memory to give back %u packets", mv->id,
+			 rte_ring_count(mv->rt.ring));
+		while (w > 0)
+			rte_ring_free(rb.bufs[--w]);
+		return;
+	}
+	mbx_ctrl_park_all(dp, rollback_parked, &rb);
+	/* the rings go with the rule: its release processes them, then frees them */
+	sb_rule_remove(mv->rule, NULL, false, NULL, NULL);
+	mv->rule = 0;
+}
+
+/*
+ * Source, once the destination has the flows: delete one slice of them.
+ * @return true when every worker is done.
+ */
+static bool
+src_delete_step(struct move *mv)
+{
+	struct mbx_dp *dp = sb_dp();
+
+	if (mv->worker < dp->nb_workers) {
+		if (mbx_ctrl_call(dp->workers[mv->worker], mbx_state_export_slice, &mv->del) < 0) {
+			MOVE_LOG(ERR, "move %" PRIu64 ": worker %u could not delete moved flows",
+				 mv->id, mv->worker);
+			mv->del.cursor = UINT32_MAX;
+		}
+		if (mv->del.cursor == UINT32_MAX) {
+			mv->worker++;
+			mv->del.cursor = 0;
+		}
+	}
+	if (mv->worker < dp->nb_workers)
+		return false;
+	MOVE_TRACE(mv, "moved flows deleted");
+	mv->deleting = false;
+	return true;
 }
 
 /* The destination may have acknowledged a state this source never saw acknowledged. */
@@ -523,6 +524,9 @@ src_finish(struct move *mv, int err, const char *why)
 			src_send_abort(mv, why);
 		}
 	}
+	/* failed after the acknowledgement: the flows are the destination's */
+	while (mv->deleting && !src_delete_step(mv))
+		;
 	src_teardown(mv);
 	mv->tsc_end = rte_get_timer_cycles();
 	report(mv,
@@ -839,10 +843,15 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	if (!ack->end && mv->step == SRC_WAIT_STATE) {
 		/* the destination has the flows: no rollback from here on */
 		mv->tsc_state = rte_get_timer_cycles();
-		for (int i = 0; i < RTE_MAX_LCORE; i++) {
-			free(mv->rollback[i]);
-			mv->rollback[i] = NULL;
-			mv->rb_len[i] = mv->rb_cap[i] = 0;
+		if (!mv->copy) {
+			/* they live on here, redirected, until deleted slice by slice */
+			mv->deleting = true;
+			mv->worker = 0;
+			mv->del = (struct mbx_export){.filter = mv->filter,
+						      .nf = -1,
+						      .del = true,
+						      .max_slots = SLICE_SLOTS,
+						      .max_flows = SLICE_FLOWS};
 		}
 		mv->step = SRC_STREAM;
 		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STATE_SENT, false, 0, NULL);
@@ -1060,30 +1069,13 @@ on_peer_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	}
 }
 
-/*
- * Source: records to PeerState frames of at most about STATE_BYTES;
- * per-flow records are kept for a rollback.
- */
+/* Source: records to PeerState frames of at most about STATE_BYTES. */
 static int
-src_send_records(struct move *mv, const uint8_t *buf, size_t used, bool keep, uint16_t worker)
+src_send_records(struct move *mv, const uint8_t *buf, size_t used)
 {
 	const struct mbx_chain *ch = &sb_dp()->chain;
 	const struct mbx_state_rec *rec = (const void *)buf, *end = (const void *)(buf + used);
 
-	if (keep && used > 0) {
-		size_t need = mv->rb_len[worker] + used;
-
-		if (need > mv->rb_cap[worker]) {
-			uint8_t *b = realloc(mv->rollback[worker], need * 2);
-
-			if (b == NULL)
-				return -ENOMEM;
-			mv->rollback[worker] = b;
-			mv->rb_cap[worker] = need * 2;
-		}
-		memcpy(mv->rollback[worker] + mv->rb_len[worker], buf, used);
-		mv->rb_len[worker] += used;
-	}
 	while (rec < end) {
 		const struct mbx_state_rec *first = rec;
 		size_t items = 0;
@@ -1143,7 +1135,7 @@ src_export_step(struct move *mv)
 		if (n < 0)
 			return (int)n;
 		if (n > 0)
-			return src_send_records(mv, mv->x.buf, (size_t)n, false, 0);
+			return src_send_records(mv, mv->x.buf, (size_t)n);
 		mv->stage = MBX_SCOPE_MULTI_FLOW;
 		mv->nf = 0;
 		mv->worker = 0;
@@ -1165,7 +1157,7 @@ src_export_step(struct move *mv)
 		rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_multi_get, &g);
 		MOVE_TRACE(mv, "worker %u: multi-flow state of NF %d exported", mv->worker, mv->nf);
 		if (rc == 0 && g.used > 0)
-			rc = src_send_records(mv, g.buf, g.used, false, 0);
+			rc = src_send_records(mv, g.buf, g.used);
 		if (++mv->worker == dp->nb_workers) {
 			mv->worker = 0;
 			mv->nf++;
@@ -1182,7 +1174,7 @@ src_export_step(struct move *mv)
 				return rc;
 			MOVE_TRACE(mv, "worker %u: %u flows exported", mv->worker, mv->x.flows);
 			mv->flows += mv->x.flows;
-			rc = src_send_records(mv, mv->x.buf, mv->x.used, !mv->copy, mv->worker);
+			rc = src_send_records(mv, mv->x.buf, mv->x.used);
 			if (mv->x.cursor == UINT32_MAX) {
 				mv->worker++;
 				mv->x.cursor = 0;
@@ -1331,15 +1323,19 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	case SRC_STREAM:
 		src_stream_step(mv);
-		/* copies end with the state; moves when the old path is empty (the marker):
-		 * stopping to drop or redirect sooner would let a late packet of a moved
-		 * flow start new state here */
+		if (mv->tsc_marked == 0 && mv->workers_marked == all) {
+			MOVE_TRACE(mv, "marked");
+			mv->tsc_marked = rte_get_timer_cycles();
+			report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_MARKED, false, 0, NULL);
+		}
+		if (mv->deleting && !src_delete_step(mv)) {
+			src_again(mv, 0); /* the ring streams between the slices */
+			return;
+		}
+		/* copies end with the state; moves when the old path is empty (the marker)
+		 * and the flows are gone here: stopping to drop or redirect sooner would let
+		 * a late packet of a moved flow start new state here */
 		if (mv->copy || mv->workers_marked == all) {
-			if (mv->tsc_marked == 0 && mv->workers_marked == all) {
-				MOVE_TRACE(mv, "marked");
-				mv->tsc_marked = rte_get_timer_cycles();
-				report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_MARKED, false, 0, NULL);
-			}
 			src_stream_step(mv); /* what the workers put behind their tokens */
 			src_send_end(mv);
 			return;
@@ -1494,7 +1490,8 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 	mv->stage = MBX_SCOPE_ALL_FLOWS;
 	mv->x.filter = mv->filter;
 	mv->x.nf = -1;
-	mv->x.del = !mv->copy;
+	/* the flows stay until the destination has them (no rollback to do) */
+	mv->x.del = false;
 	mv->x.max_slots = SLICE_SLOTS;
 	mv->x.max_flows = SLICE_FLOWS;
 	mv->x.cap = STATE_BYTES;
