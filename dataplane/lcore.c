@@ -120,22 +120,30 @@ mbx_worker_expire(struct mbx_worker *w, uint64_t now, unsigned int budget)
 	return mbx_table_expire(w->table, now, budget, expire_cb, w);
 }
 
+static unsigned int drain_txring(struct mbx_worker *w, uint16_t port);
+
 /*
  * A full TX queue is back-pressure, not loss: the worker retries, then waits
  * for the port (or the peer it shares a core with) up to TX_STALL_US before
  * it drops what is left; meanwhile its RX queues fill, and what overflows
  * there is counted as rx_missed. A port that stalled that long (its peer is
  * gone) gets only the quick retries until it takes a packet again, so that
- * it cannot slow the others down.
+ * it cannot slow the others down. A port another worker transmits on (its
+ * TX ring) is waited for alike; meanwhile this worker empties the TX rings
+ * it serves, as the other may be waiting for one of them.
  */
 static uint16_t
 tx_burst(struct mbx_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
+	struct rte_ring *ring = w->txq[port] < 0 ? w->dp->txring[port] : NULL;
 	uint64_t deadline = 0;
 	uint16_t sent = 0;
 
 	for (int i = 0; sent < n; i++) {
-		uint16_t k = rte_eth_tx_burst(port, w->txq[port], pkts + sent, n - sent);
+		uint16_t k = ring != NULL
+				     ? rte_ring_mp_enqueue_burst(ring, (void **)pkts + sent,
+								 n - sent, NULL)
+				     : rte_eth_tx_burst(port, w->txq[port], pkts + sent, n - sent);
 
 		sent += k;
 		if (k > 0)
@@ -151,12 +159,16 @@ tx_burst(struct mbx_worker *w, uint16_t port, struct rte_mbuf **pkts, uint16_t n
 			w->tx_stalled[port] = true;
 			break;
 		}
+		for (uint16_t p = 0; ring != NULL && p < w->dp->nb_ports; p++)
+			if (w->drains[p])
+				drain_txring(w, p);
 		if (w->dp->idle_sleep_us > 0)
 			rte_delay_us_sleep(1);
 		else
 			rte_pause();
 	}
-	w->stats[MBX_WSTAT_TX] += sent;
+	if (ring == NULL)
+		w->stats[MBX_WSTAT_TX] += sent;
 	return sent;
 }
 
@@ -177,10 +189,7 @@ flush_port(struct mbx_worker *w, uint16_t port)
 	uint16_t n = b->n, sent;
 
 	b->n = 0;
-	if (w->txq[port] >= 0)
-		sent = tx_burst(w, port, b->pkts, n);
-	else
-		sent = rte_ring_mp_enqueue_burst(w->dp->txring[port], (void **)b->pkts, n, NULL);
+	sent = tx_burst(w, port, b->pkts, n);
 	drop_unsent(w, port, b->pkts, sent, n);
 }
 
