@@ -18,13 +18,17 @@ mbx_events_enable(struct mbx_worker *w, void *arg)
 	return 0;
 }
 
-static void
-release(struct mbx_worker *w, struct rte_ring *r, struct mbx_event_disable *d)
+/* Release (or drop) up to @p budget (0: all) packets of @p r. @return true when it is empty. */
+static bool
+release(struct mbx_worker *w, struct rte_ring *r, struct mbx_event_disable *d, uint32_t budget)
 {
 	struct rte_mbuf *pkts[MBX_BURST];
+	uint64_t done = 0;
 	unsigned int n;
 
-	while ((n = rte_ring_sc_dequeue_burst(r, (void **)pkts, MBX_BURST, NULL)) > 0) {
+	while ((budget == 0 || done < budget) &&
+	       (n = rte_ring_sc_dequeue_burst(r, (void **)pkts, MBX_BURST, NULL)) > 0) {
+		done += n;
 		if (d->release_drop) {
 			rte_pktmbuf_free_bulk(pkts, n);
 			d->dropped += n;
@@ -36,31 +40,22 @@ release(struct mbx_worker *w, struct rte_ring *r, struct mbx_event_disable *d)
 		mbx_worker_owned(w, pkts, n);
 	}
 	mbx_worker_flush(w);
+	return rte_ring_empty(r);
 }
 
 int
 mbx_events_disable(struct mbx_worker *w, void *arg)
 {
 	struct mbx_event_disable *d = arg;
-	uint16_t k = 0;
+	struct mbx_event_rule held[MBX_EVENT_RULES_MAX];
+	uint16_t at[MBX_EVENT_RULES_MAX], nb_held = 0, k = 0;
 
-	for (uint16_t i = 0; i < w->ev.n; i++) {
-		struct mbx_event_rule *r = &w->ev.rules[i];
-		bool hit = d->id != 0 ? r->id == d->id
-				      : memcmp(&r->filter, &d->filter, sizeof(d->filter)) == 0;
-
-		if (!hit) {
-			w->ev.rules[k++] = *r;
-			continue;
-		}
-		d->rules++;
-		if (r->buf != NULL)
-			d->bufs[d->nb_bufs++] = r->buf;
-	}
-	w->ev.n = k;
-	if (d->nb_bufs > 0 && !d->release_drop) {
-		/* packets already handed to this worker (a move's redirected packets,
-		 * which came before the release) go before the held ones */
+	if (!d->release_drop) {
+		/*
+		 * What was handed to this worker meanwhile goes first, through the
+		 * rules as they are: a move's redirected packets (they came before
+		 * the release) pass; packets of a held flow queue behind the others.
+		 */
 		struct rte_mbuf *pkts[MBX_BURST];
 		unsigned int n;
 
@@ -68,9 +63,38 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 		       0)
 			mbx_worker_owned(w, pkts, n);
 	}
-	/* released packets see the rules without the removed ones */
-	for (uint16_t i = 0; i < d->nb_bufs; i++)
-		release(w, d->bufs[i], d);
+	for (uint16_t i = 0; i < w->ev.n; i++) {
+		struct mbx_event_rule *r = &w->ev.rules[i];
+		bool hit = d->id != 0 ? r->id == d->id
+				      : memcmp(&r->filter, &d->filter, sizeof(d->filter)) == 0;
+
+		if (!hit) {
+			w->ev.rules[k++] = *r;
+		} else if (r->buf == NULL) {
+			d->rules++;
+		} else {
+			at[nb_held] = k; /* where it goes back if it keeps holding */
+			held[nb_held++] = *r;
+		}
+	}
+	w->ev.n = k;
+	/* released packets see the rules without the ones that held them */
+	for (uint16_t i = 0, back = 0; i < nb_held; i++) {
+		uint16_t pos = at[i] + back;
+
+		if (release(w, held[i].buf, d, d->release_drop ? 0 : d->budget)) {
+			d->rules++;
+			d->bufs[d->nb_bufs++] = held[i].buf;
+			continue;
+		}
+		/* more than a slice: the rule holds on, in its place, behind what it has */
+		memmove(&w->ev.rules[pos + 1], &w->ev.rules[pos],
+			(w->ev.n - pos) * sizeof(w->ev.rules[0]));
+		w->ev.rules[pos] = held[i];
+		w->ev.n++;
+		back++;
+		d->more = true;
+	}
 	return 0;
 }
 

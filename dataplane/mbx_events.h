@@ -82,15 +82,22 @@ struct mbx_event_disable {
 	uint32_t id; /**< the rule, or 0: every rule with this filter */
 	struct mbx_filter filter;
 	bool release_drop; /**< drop held packets instead of processing them */
+	uint32_t budget;   /**< packets to release per request, 0: all */
 	/* out */
 	uint64_t released;
 	uint64_t dropped;
 	uint32_t rules;
 	struct rte_ring *bufs[MBX_EVENT_RULES_MAX]; /**< removed rules' rings, to free */
 	uint16_t nb_bufs;
+	bool more; /**< a rule still holds packets: call again */
 };
 
-/** Request function: remove rules, releasing or dropping what they hold. */
+/**
+ * Request function: remove rules, releasing or dropping what they hold. A
+ * rule that holds more than @c budget packets releases that many and stays,
+ * still holding what comes meanwhile behind the rest, so that the worker
+ * goes back to its queues between two slices (@c more: call again).
+ */
 int mbx_events_disable(struct mbx_worker *w, void *arg);
 
 /**

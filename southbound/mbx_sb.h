@@ -182,7 +182,10 @@ uint32_t sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit,
 
 /**
  * Remove rule @p id (or, with id 0, every rule whose filter is @p f) from
- * every worker, processing (or with @p drop, dropping) what it held.
+ * every worker, processing (or with @p drop, dropping) what it held, in
+ * order, RELEASE_SLICE packets per request: a worker with much to release
+ * goes on holding what comes meanwhile, behind it, and serves its queues
+ * between two slices. Returns when nothing is held any more.
  * @return rules removed.
  */
 uint32_t sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,

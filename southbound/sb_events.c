@@ -22,6 +22,9 @@
 
 static uint32_t next_rule_id = 1;
 static struct sb_call *subscribers[MAX_SUBSCRIBERS];
+/* Held packets a worker releases per request: it serves its queues between two (ms, not 100s). */
+#define RELEASE_SLICE 4096
+
 static unsigned int nb_subscribers;
 static uint64_t lost_unsent; /* copies drained with nobody to send them to */
 
@@ -92,13 +95,18 @@ sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *rel
 	memset(&d, 0, sizeof(d));
 	d.id = id;
 	d.release_drop = drop;
+	d.budget = RELEASE_SLICE;
 	if (f != NULL)
 		d.filter = *f;
 	for (uint16_t w = 0; w < dp->nb_workers; w++) {
-		d.nb_bufs = 0;
-		mbx_ctrl_call(dp->workers[w], mbx_events_disable, &d);
-		for (uint16_t i = 0; i < d.nb_bufs; i++)
-			rte_ring_free(d.bufs[i]);
+		do {
+			d.nb_bufs = 0;
+			d.more = false;
+			if (mbx_ctrl_call(dp->workers[w], mbx_events_disable, &d) < 0)
+				break;
+			for (uint16_t i = 0; i < d.nb_bufs; i++)
+				rte_ring_free(d.bufs[i]);
+		} while (d.more);
 	}
 	if (released != NULL)
 		*released = d.released;
