@@ -822,6 +822,18 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 
 static void src_tick(evutil_socket_t fd, short what, void *arg);
 
+/*
+ * The next step after the loop polled its sockets (a timer, even of 0 µs:
+ * a callback that activated itself would run again before any I/O).
+ */
+static void
+src_again(struct move *mv, long us)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = us};
+
+	evtimer_add(mv->tick, &tv);
+}
+
 static void
 src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 {
@@ -855,7 +867,8 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		}
 		mv->step = SRC_STREAM;
 		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STATE_SENT, false, 0, NULL);
-		event_active(mv->tick, EV_TIMEOUT, 0);
+		/* after the loop wrote STATE_SENT out: the controller reroutes meanwhile */
+		src_again(mv, 0);
 		return;
 	}
 	if (ack->end && mv->step == SRC_WAIT_END) {
@@ -1261,17 +1274,6 @@ src_send_end(struct move *mv)
 	mv->step = SRC_WAIT_END;
 }
 
-/*
- * The next step after the loop polled its sockets (a timer, even of 0 µs:
- * a callback that activated itself would run again before any I/O).
- */
-static void
-src_again(struct move *mv, long us)
-{
-	struct timeval tv = {.tv_sec = 0, .tv_usec = us};
-
-	evtimer_add(mv->tick, &tv);
-}
 
 /* Source: the workers put packets or a token on the ring while the loop slept. */
 static void
