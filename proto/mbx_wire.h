@@ -554,4 +554,119 @@ mbx_wire_status(const uint8_t *buf, size_t len, int32_t *code, const char **msg,
 	return rc;
 }
 
+/*
+ * mbx.v1.PeerMessage (move.proto), the bulk of a move's peer stream: its
+ * body's PeerState chunks and PeerPackets packets read in place.
+ */
+
+/** PeerMessage fields: move_id, then the oneof body (PeerHello .. PeerAbort). */
+enum { MBX_WIRE_PEER_MOVE_ID = 1, MBX_WIRE_PEER_BODY_FIRST = 2, MBX_WIRE_PEER_BODY_LAST = 8 };
+
+/**
+ * Which body a PeerMessage has: the oneof field that came last (protobuf-c
+ * keeps that one; 0: none), and @p from, where the run of its occurrences
+ * starts (protobuf-c merges those into one message).
+ * @return 0, or -1 if the message is malformed.
+ */
+static inline int
+mbx_wire_peer_body(const uint8_t *buf, size_t len, uint32_t *body, const uint8_t **from)
+{
+	const uint8_t *p = buf, *end = buf + len, *at = p;
+	struct mbx_wire_field f;
+	int rc;
+
+	*body = 0;
+	*from = buf;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num == MBX_WIRE_PEER_MOVE_ID && f.type != MBX_WIRE_VARINT)
+			return -1;
+		if (f.num >= MBX_WIRE_PEER_BODY_FIRST && f.num <= MBX_WIRE_PEER_BODY_LAST) {
+			if (f.type != MBX_WIRE_LEN)
+				return -1;
+			if (f.num != *body) {
+				*body = f.num;
+				*from = at;
+			}
+		}
+		at = p;
+	}
+	return rc;
+}
+
+/**
+ * The items of a body whose messages are one repeated message field 1
+ * (PeerState's chunks, PeerPackets' packets), in order over every
+ * occurrence of the body from mbx_wire_peer_body()'s @p from on.
+ */
+struct mbx_wire_items {
+	const uint8_t *p, *end;	 /* the rest of the PeerMessage */
+	const uint8_t *q, *qend; /* the rest of the body occurrence being read */
+	uint32_t body;
+};
+
+static inline void
+mbx_wire_items_init(struct mbx_wire_items *it, uint32_t body, const uint8_t *from,
+		    const uint8_t *end)
+{
+	it->p = from;
+	it->end = end;
+	it->q = it->qend = NULL;
+	it->body = body;
+}
+
+/** The next item's bytes. @return 1, 0 at the end, -1 if the message is malformed. */
+static inline int
+mbx_wire_items_next(struct mbx_wire_items *it, const uint8_t **data, size_t *len)
+{
+	struct mbx_wire_field f;
+	int rc;
+
+	for (;;) {
+		while (it->q != NULL && (rc = mbx_wire_next(&it->q, it->qend, &f)) != 0) {
+			if (rc < 0 || (f.num == 1 && f.type != MBX_WIRE_LEN))
+				return -1;
+			if (f.num == 1) {
+				*data = f.data;
+				*len = f.len;
+				return 1;
+			}
+		}
+		do {
+			rc = mbx_wire_next(&it->p, it->end, &f);
+			if (rc <= 0)
+				return rc;
+		} while (f.num != it->body);
+		it->q = f.data;
+		it->qend = f.data + f.len;
+	}
+}
+
+/**
+ * Read a PeerPacket: the frame (1) and the port it came in on (2).
+ * @return 0, or -1 if it is malformed.
+ */
+static inline int
+mbx_wire_peer_packet(const uint8_t *p, size_t len, const uint8_t **frame, size_t *frame_len,
+		     uint32_t *port)
+{
+	const uint8_t *end = p + len;
+	struct mbx_wire_field f;
+	int rc;
+
+	*frame = NULL;
+	*frame_len = 0;
+	*port = 0;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num == 1 && f.type == MBX_WIRE_LEN) {
+			*frame = f.data;
+			*frame_len = f.len;
+		} else if (f.num == 2 && f.type == MBX_WIRE_VARINT) {
+			*port = (uint32_t)f.v;
+		} else if (f.num == 1 || f.num == 2) {
+			return -1;
+		}
+	}
+	return rc;
+}
+
 #endif /* MBX_WIRE_H */

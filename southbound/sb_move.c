@@ -662,104 +662,37 @@ dst_inject(struct move *mv, const uint8_t *frame, size_t len, uint32_t port)
 }
 
 /*
- * The body of PeerMessage @p buf: the number of the oneof field that came
- * last (protobuf-c keeps that one; 0: none) and where the run of its
- * occurrences that protobuf-c merges starts. @return 0, or -1 (malformed).
- */
-static int
-peer_body(const uint8_t *buf, size_t len, uint32_t *body, const uint8_t **from)
-{
-	const uint8_t *p = buf, *end = buf + len, *at = p;
-	struct mbx_wire_field f;
-	int rc;
-
-	*body = 0;
-	*from = buf;
-	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
-		if (f.num == 1 && f.type != MBX_WIRE_VARINT)
-			return -1;
-		if (f.num >= MBX__V1__PEER_MESSAGE__BODY_HELLO &&
-		    f.num <= MBX__V1__PEER_MESSAGE__BODY_ABORT) {
-			if (f.type != MBX_WIRE_LEN)
-				return -1;
-			if (f.num != *body) {
-				*body = f.num;
-				*from = at;
-			}
-		}
-		at = p;
-	}
-	return rc;
-}
-
-/* A PeerPacket: frame (1) and in_port (2). @return 0, or -1 (malformed). */
-static int
-packet_parse(const uint8_t *p, const uint8_t *end, const uint8_t **frame, size_t *len,
-	     uint32_t *port)
-{
-	struct mbx_wire_field f;
-	int rc;
-
-	*frame = NULL;
-	*len = 0;
-	*port = 0;
-	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
-		if (f.num == 1 && f.type == MBX_WIRE_LEN) {
-			*frame = f.data;
-			*len = f.len;
-		} else if (f.num == 2 && f.type == MBX_WIRE_VARINT) {
-			*port = (uint32_t)f.v;
-		} else if (f.num == 1 || f.num == 2) {
-			return -1;
-		}
-	}
-	return rc;
-}
-
-/*
  * Destination: a PeerState or PeerPackets body from the wire, each item (a
  * StateChunk or a PeerPacket, field 1 of every occurrence of field @p body
  * from @p p on) straight into an import record or a packet buffer.
  * @return 0, or -1 if the message is malformed.
  */
 static int
-dst_on_items(struct move *mv, uint32_t body, const uint8_t *p, const uint8_t *end)
+dst_on_items(struct move *mv, uint32_t body, const uint8_t *from, const uint8_t *end)
 {
-	struct mbx_wire_field f, item;
+	struct mbx_wire_items it;
+	const uint8_t *item, *frame;
+	size_t len, frame_len;
+	uint32_t port;
 	char msg[256];
 	int rc;
 
-	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
-		const uint8_t *q = f.data, *qend = f.data + f.len;
+	mbx_wire_items_init(&it, body, from, end);
+	while ((rc = mbx_wire_items_next(&it, &item, &len)) > 0) {
+		int err;
 
-		if (f.num != body)
-			continue;
-		while ((rc = mbx_wire_next(&q, qend, &item)) > 0) {
-			const uint8_t *frame;
-			size_t len;
-			uint32_t port;
-			int err;
-
-			if (item.num != 1)
-				continue;
-			if (item.type != MBX_WIRE_LEN)
+		if (body == MBX__V1__PEER_MESSAGE__BODY_PACKETS) {
+			if (mbx_wire_peer_packet(item, len, &frame, &frame_len, &port) < 0)
 				return -1;
-			if (body == MBX__V1__PEER_MESSAGE__BODY_PACKETS) {
-				if (packet_parse(item.data, item.data + item.len, &frame, &len,
-						 &port) < 0)
-					return -1;
-				dst_inject(mv, frame, len, port);
-				continue;
-			}
-			err = sb_import_add_wire(mv->im, item.data, item.len, -1, msg, sizeof(msg));
-			if (err != 0) {
-				send_ack(mv, err, msg, false);
-				dst_finish(mv, msg);
-				return 0;
-			}
+			dst_inject(mv, frame, frame_len, port);
+			continue;
 		}
-		if (rc < 0)
-			return -1;
+		err = sb_import_add_wire(mv->im, item, len, -1, msg, sizeof(msg));
+		if (err != 0) {
+			send_ack(mv, err, msg, false);
+			dst_finish(mv, msg);
+			return 0;
+		}
 	}
 	if (rc < 0)
 		return -1;
@@ -908,7 +841,7 @@ peer_read_frames(struct peer_conn *c)
 			evbuffer_drain(in, (size_t)n);
 		mv = c->mv;
 		bad = env == NULL ||
-		      peer_body(env->payload.data, env->payload.len, &body, &from) < 0;
+		      mbx_wire_peer_body(env->payload.data, env->payload.len, &body, &from) < 0;
 		if (!bad && mv != NULL && mv->role == ROLE_DST &&
 		    (body == MBX__V1__PEER_MESSAGE__BODY_STATE ||
 		     body == MBX__V1__PEER_MESSAGE__BODY_PACKETS)) {
@@ -1273,7 +1206,6 @@ src_send_end(struct move *mv)
 	peer_send(mv->conn, &m);
 	mv->step = SRC_WAIT_END;
 }
-
 
 /* Source: the workers put packets or a token on the ring while the loop slept. */
 static void

@@ -5,13 +5,15 @@
  * request mbxd accepts. The hand-written StateChunk and Status readers of
  * mbx_wire.h (the bulk state path) run on each payload and on each of its
  * length-delimited fields, and must accept and refuse what protobuf-c does,
- * with the same values. Built by the meson option -Dfuzz=true with clang.
+ * with the same values; so must the peer stream's PeerMessage reader, on
+ * each payload. Built by the meson option -Dfuzz=true with clang.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "mbx/v1/dataplane.pb-c.h"
 #include "mbx/v1/events.pb-c.h"
+#include "mbx/v1/move.pb-c.h"
 #include "mbx/v1/nat.pb-c.h"
 #include "mbx/v1/state.pb-c.h"
 #include "mbx_frame.h"
@@ -52,6 +54,57 @@ check_chunk(const uint8_t *buf, size_t len)
 	mbx__v1__state_chunk__free_unpacked(m, NULL);
 }
 
+/*
+ * The peer stream's reader (mbx_wire_peer_body(), the items of a PeerState
+ * or PeerPackets body, each chunk or packet) against protobuf-c: what it
+ * accepts it reads with protobuf-c's values, and it accepts everything
+ * protobuf-c does. (It may accept more: body occurrences that a later
+ * member replaced are not read.)
+ */
+static void
+check_peer(const uint8_t *buf, size_t len)
+{
+	Mbx__V1__PeerMessage *m = mbx__v1__peer_message__unpack(NULL, len, buf);
+	const uint8_t *p = buf != NULL ? buf : (const uint8_t *)"", *from, *item, *frame;
+	struct mbx_wire_items it;
+	size_t n = 0, item_len, frame_len;
+	uint32_t body, port;
+	bool ok = mbx_wire_peer_body(p, len, &body, &from) == 0;
+	int rc = 0;
+
+	if (ok && (body == MBX__V1__PEER_MESSAGE__BODY_STATE ||
+		   body == MBX__V1__PEER_MESSAGE__BODY_PACKETS)) {
+		mbx_wire_items_init(&it, body, from, p + len);
+		while (ok && (rc = mbx_wire_items_next(&it, &item, &item_len)) > 0) {
+			if (body == MBX__V1__PEER_MESSAGE__BODY_STATE) {
+				struct mbx_wire_chunk c;
+
+				ok = mbx_wire_chunk_parse(item, item_len, &c) == 0;
+			} else {
+				ok = mbx_wire_peer_packet(item, item_len, &frame, &frame_len,
+							  &port) == 0;
+				if (ok && m != NULL &&
+				    (n >= m->packets->n_packets ||
+				     m->packets->packets[n]->in_port != port ||
+				     m->packets->packets[n]->frame.len != frame_len ||
+				     (frame_len > 0 && memcmp(m->packets->packets[n]->frame.data,
+							      frame, frame_len) != 0)))
+					__builtin_trap();
+			}
+			n++;
+		}
+		ok = ok && rc == 0;
+	}
+	if (m == NULL)
+		return;
+	if (!ok || body != (uint32_t)m->body_case)
+		__builtin_trap();
+	if ((body == MBX__V1__PEER_MESSAGE__BODY_STATE && n != m->state->n_chunks) ||
+	    (body == MBX__V1__PEER_MESSAGE__BODY_PACKETS && n != m->packets->n_packets))
+		__builtin_trap();
+	mbx__v1__peer_message__free_unpacked(m, NULL);
+}
+
 static void
 check_wire(const uint8_t *buf, size_t len)
 {
@@ -62,6 +115,7 @@ check_wire(const uint8_t *buf, size_t len)
 	int32_t code;
 
 	check_chunk(buf, len);
+	check_peer(buf, len);
 	mbx_wire_status(buf, len, &code, &msg, &msg_len);
 	while (mbx_wire_next(&p, end, &f) > 0)
 		if (f.type == MBX_WIRE_LEN)

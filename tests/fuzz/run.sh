@@ -17,5 +17,10 @@ printf '\000\000\000\000\035\010\001\022\031/mbx.v1.Dataplane/GetInfo' > "$corpu
 # and one whose payload is a StateChunk (nat, per-flow, version 1, 2 bytes of state, from outside)
 printf '\000\000\000\000\056\010\001\022\031/mbx.v1.Dataplane/GetInfo\032\017\012\003nat\020\001\050\001\062\002xy\070\001' \
 	> "$corpus/seed-chunk"
+# and two peer stream frames: PeerPackets with one packet, PeerState with that chunk
+printf '\000\000\000\000&\010\001\022\023/mbx.v1.Peer/Stream\032\015\010\007*\011\012\007\012\003abc\020\001' \
+	> "$corpus/seed-peer-packets"
+printf '\000\000\000\000.\010\001\022\023/mbx.v1.Peer/Stream\032\025\010\007\032\021\012\017\012\003nat\020\001(\0012\002xy8\001' \
+	> "$corpus/seed-peer-state"
 exec "$dir/tests/fuzz/fuzz_frame" -max_total_time="$secs" -max_len=4096 -timeout=10 \
 	-print_final_stats=1 "$corpus"
