@@ -38,11 +38,14 @@ not-moved packets, and for every bucket the script knows exactly how many
 of its packets belong to moved flows (it checks the mapping against
 mbxgen's per-flow ``sent``).
 
-Moves of 10k flows or more run every process with ``--mem-big`` (1536 MB)
-and A and B with ``--mbufs`` (196608): the source's redirect buffer is at
-most half of its free packet buffers. Smaller moves keep 384 MB and mbxd's
-default pool (without hugepages every mbuf has a page of its own; the
-smaller footprint is faster).
+Moves of 1k flows or more (the calibrated-rate points) run every process
+with ``--mem-big`` (1536 MB), A and B with ``--mbufs`` (196608), and the
+move with ``mbxctl move --limit`` half of that (98304; the source cuts it to
+half of its free packet buffers, with a warning in A's log): the redirect
+buffer, the same for both modes, that the source may fill while the
+destination (or, in controller mode, the relay) takes the state. The 500-flow
+points keep 384 MB, mbxd's default pool and buffer (without hugepages every
+mbuf has a page of its own; the smaller footprint is faster).
 
 Both NAT instances get a /28 of external addresses (A ports 1024-32767,
 B 32768-65535), enough for 200k flows.
@@ -151,7 +154,7 @@ TMP = os.path.join(RESULTS, "tmp")
 SRC_BASE = (10 << 24) | (1 << 8)  # 10.0.1.0, as topo.py's mbxgen --src
 OPENNF_FLOWS, OPENNF_RATE = 500, 2500
 SIZES = (500, 1000, 10000, 100000)
-BIG_MOVE = 10000  # flows: from here on, --mem-big and --mbufs
+BIG_MOVE = 1000  # flows: from here on, --mem-big, --mbufs and --limit
 NF_ARGS = {"A": "nat,ext_ip=198.51.100.0/28,ports=1024-32767",
            "B": "nat,ext_ip=198.51.100.0/28,ports=32768-65535"}
 BLOCK_MS = 2.0     # a block of moved (or not-moved) packets lasts at least this
@@ -214,9 +217,9 @@ class MoveTopology(topo.Topology):
         if self.gen is not None and self.gen.p.poll() is None:
             self.gen.p.send_signal(signal.SIGINT)
 
-    def timed_move(self, filt, guarantee, mode, copy):
+    def timed_move(self, filt, guarantee, mode, copy, limit):
         t0 = time.time()
-        rc, summary, err = self.move(filt, guarantee, mode=mode, copy=copy)
+        rc, summary, err = self.move(filt, guarantee, mode=mode, copy=copy, limit=limit)
         return rc, summary, err, t0, time.time()
 
     def log(self, name):
@@ -321,7 +324,8 @@ def run_once(case, rate, lay, workdir, args, do_move=True):
         if do_move:
             time.sleep(args.baseline)
             rc, summary, err, m0, m1 = t.timed_move(lay.filter, GUAR_ARG[case["guarantee"]],
-                                                     case["mode"], case["op"] == "copy")
+                                                     case["mode"], case["op"] == "copy",
+                                                     args.mbufs // 2 if big else 0)
             res.update(rc=rc, summary=summary, move_t0=m0, move_t1=m1,
                        mbxctl_wall_ms=round((m1 - m0) * 1000, 3))
             if rc != 0 or not summary:
@@ -901,8 +905,8 @@ def main():
                     help="-m of every DPDK process (MB), moves of %d flows or more" % BIG_MOVE)
     ap.add_argument("--mbufs", type=int, default=196608,
                     help="packet buffers of A and B for moves of %d flows or more: half of them "
-                    "is what A may hold while B installs the state (100k flows at 320 kpps "
-                    "held ~60k)" % BIG_MOVE)
+                    "is the move's --limit, what A may hold while B installs the state "
+                    "(100k flows at 320 kpps held ~60k)" % BIG_MOVE)
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 500 and 1000 flows, 1 repeat, output in results/tmp/quick")
     ap.add_argument("--out", default=None, help="directory for move.json and the plots")

@@ -137,10 +137,11 @@ Mbx__V1__StateChunk *mbxctl_chunk_read(FILE *f);
 /** How to move, and where to report progress. */
 struct mbxctl_move_opts {
 	Mbx__V1__Guarantee guarantee;
-	Mbx__V1__MoveMode mode; /**< p2p, or through a relay in this process */
-	bool copy;		/**< copy the state: no reroute, no delete */
-	uint32_t steer_port;	/**< the steering port that leads to the destination */
-	uint32_t timeout_ms;	/**< 0: the instances' default */
+	Mbx__V1__MoveMode mode;	 /**< p2p, or through a relay in this process */
+	bool copy;		 /**< copy the state: no reroute, no delete */
+	uint32_t steer_port;	 /**< the steering port that leads to the destination */
+	uint32_t timeout_ms;	 /**< 0: the instances' default */
+	uint32_t redirect_limit; /**< packets the source may hold; 0: its default */
 	/** Called for each step, with a line for people (may be NULL). */
 	void (*progress)(void *arg, Mbx__V1__MovePhase phase, const char *line);
 	void *arg;

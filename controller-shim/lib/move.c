@@ -384,6 +384,7 @@ mbxctl_move(struct mbxctl *src, struct mbxctl *dst, struct mbxctl *steer,
 	ex.guarantee = st.guarantee = o->guarantee;
 	ex.copy = st.copy = o->copy;
 	st.timeout_ms = o->timeout_ms;
+	st.redirect_limit = o->redirect_limit;
 	rc = mbxctl_call(dst, "/mbx.v1.Move/ExpectMove", &ex.base,
 			 &mbx__v1__expect_move_response__descriptor, (ProtobufCMessage **)&exr, err,
 			 errlen);

@@ -11,6 +11,7 @@
  *   mbxctl --at ADDR events watch [--count N]
  *   mbxctl --ctl ADDR instances
  *   mbxctl --ctl ADDR move|copy --from A --to B [--filter F] [--guarantee G] [--mode M]
+ *                               [--limit N]
  *
  * Output is JSON: one object, or for state and events one per line.
  */
@@ -84,8 +85,10 @@ usage(FILE *f)
 		"  instances                 the instances the controller knows\n"
 		"  move --from A --to B [--filter F] [--guarantee none|lf|lf,op] [--mode "
 		"p2p|controller]\n"
-		"                            move flows and their state; progress, then a JSON "
-		"summary\n"
+		"       [--limit N]          move flows and their state; progress, then a JSON "
+		"summary;\n"
+		"                            N: packets the source may hold meanwhile (default "
+		"65536)\n"
 		"  copy --from A --to B [--filter F]   copy state, nothing rerouted or deleted\n\n"
 		"Filters: "
 		"src=PREFIX,dst=PREFIX,sport=LO[-HI],dport=LO[-HI],proto=tcp|udp|icmp|N\n");
@@ -700,19 +703,21 @@ move(struct mbxctl *c, const struct args *a, bool copy)
 	int64_t id;
 	int rc = 0;
 
-	if (a->from == NULL || a->to == NULL || parse_guarantee(a->guarantee, &req.guarantee) < 0 ||
+	if (a->from == NULL || a->to == NULL || a->limit > UINT32_MAX ||
+	    parse_guarantee(a->guarantee, &req.guarantee) < 0 ||
 	    (a->mode != NULL && strcmp(a->mode, "p2p") != 0 &&
 	     strcmp(a->mode, "controller") != 0) ||
 	    mbx_filter_str_parse(a->filter, &flt, err, sizeof(err)) < 0) {
 		fprintf(stderr,
 			"mbxctl: %s needs --from and --to; --guarantee none|lf|lf,op; "
-			"--mode p2p|controller; a valid --filter\n",
+			"--mode p2p|controller; a valid --filter; --limit below 2^32\n",
 			copy ? "copy" : "move");
 		return 2;
 	}
 	req.from = (char *)(uintptr_t)a->from;
 	req.to = (char *)(uintptr_t)a->to;
 	req.filter = &flt.f;
+	req.redirect_limit = (uint32_t)a->limit;
 	req.mode = a->mode && strcmp(a->mode, "controller") == 0
 			   ? MBX__V1__MOVE_MODE__MOVE_MODE_CONTROLLER
 			   : MBX__V1__MOVE_MODE__MOVE_MODE_P2P;

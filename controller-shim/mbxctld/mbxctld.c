@@ -268,6 +268,7 @@ do_move(struct client *c, const uint8_t *p, size_t len, bool copy)
 	}
 	o.guarantee = req->guarantee;
 	o.mode = req->mode;
+	o.redirect_limit = req->redirect_limit;
 	o.copy = copy;
 	o.steer_port = to_port;
 	rc = mbxctl_move(src, dst, steer, req->filter, &o, &sum, err, sizeof(err));

@@ -141,10 +141,14 @@ class Topology:
         mbxrun.wait_until(lambda: self.flows(name) >= n, timeout,
                           what="%d flows at %s" % (n, name))
 
-    def move(self, filt, guarantee="lf,op", mode="p2p", src="A", dst="B", copy=False):
-        """Through mbxctl and mbxctld, as a user would; returns (rc, summary dict, stderr)."""
+    def move(self, filt, guarantee="lf,op", mode="p2p", src="A", dst="B", copy=False,
+             limit=0):
+        """Through mbxctl and mbxctld, as a user would; returns (rc, summary dict, stderr).
+        limit: the source's redirect buffer (mbxctl --limit; 0: its default)."""
         argv = [MBXCTL, "--ctl", self.ctl_addr, "copy" if copy else "move", "--from", src,
                 "--to", dst, "--filter", filt, "--guarantee", guarantee, "--mode", mode]
+        if limit:
+            argv += ["--limit", str(limit)]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         summary = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
         return r.returncode, summary, r.stderr

@@ -273,10 +273,11 @@ class Controller(Client):
                   instance=move_pb2.Instance(name=name, control=control, steer_port=steer_port))
 
     def move(self, src, dst, filter="", guarantee="lf,op", mode="p2p", copy=False,
-             progress=None):
+             progress=None, redirect_limit=0):
         """Move (or copy) flows from instance src to dst; returns the MoveSummary.
         guarantee: "none", "lf" or "lf,op"; mode: "p2p" or "controller"; progress(line) is
-        called for each step. A failed move raises MbxError (the flows stay at src)."""
+        called for each step; redirect_limit: packets the source may hold meanwhile (0: its
+        default). A failed move raises MbxError (the flows stay at src)."""
         from mbx.v1 import move_pb2
         g = {"none": move_pb2.GUARANTEE_NONE, "lf": move_pb2.GUARANTEE_LOSS_FREE,
              "lf,op": move_pb2.GUARANTEE_LOSS_FREE_ORDER_PRESERVING}[guarantee]
@@ -284,7 +285,7 @@ class Controller(Client):
         path = "/mbx.v1.Controller/Copy" if copy else "/mbx.v1.Controller/Move"
         summary = None
         for r in self.stream(path, **{"from": src}, to=dst, filter=parse_filter(filter),
-                             guarantee=g, mode=m):
+                             guarantee=g, mode=m, redirect_limit=redirect_limit):
             if progress is not None and r.progress:
                 progress(r.progress)
             if r.HasField("summary"):
