@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+#include <rte_log.h>
 
 #include "mbx/v1/common.pb-c.h"
 #include "mbx_ctrl.h"
@@ -30,6 +31,11 @@
 #include "mbx_events.h"
 #include "mbx_flow.h"
 #include "mbx_worker.h"
+
+/** The southbound's log type (user.mbx.southbound) and its log line. */
+extern int sb_logtype;
+#define SB_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_##level, sb_logtype, "mbx.southbound: " fmt "\n", ##__VA_ARGS__)
 
 struct event_base;
 struct sb_call;

@@ -990,6 +990,7 @@ struct put_job {
 	struct put_slot slot[PUT_DEPTH];
 	int rc; /* the first failure */
 	char msg[256];
+	bool answered; /* the client has the outcome */
 };
 
 static void
@@ -1015,6 +1016,7 @@ put_step(struct sb_call *call, void *arg)
 
 		if (rc < 0) {
 			sb_reply_error(call, -rc, "%s; nothing installed", msg);
+			j->answered = true;
 			return true;
 		}
 		return false;
@@ -1064,6 +1066,7 @@ put_step(struct sb_call *call, void *arg)
 	if (j->rc < 0) {
 		sb_import_undo(im);
 		sb_reply_error(call, -j->rc, "%s; nothing installed", j->msg);
+		j->answered = true;
 		return true;
 	}
 	{
@@ -1075,6 +1078,7 @@ put_step(struct sb_call *call, void *arg)
 		r.installed = im->installed;
 		sb_reply(call, &r.base, false);
 	}
+	j->answered = true;
 	return true;
 }
 
@@ -1095,6 +1099,13 @@ put_free(void *arg)
 		} else if (s->state == SLOT_READY) {
 			free(s->x.undo);
 		}
+	}
+	/* a Put is all or nothing: a client gone before its answer gets nothing (the
+	 * all-flows part, committed first with the workers parked, stays) */
+	if (!j->answered && sb_import_installed(j->im) > 0) {
+		SB_LOG(NOTICE, "a Put's client went away: %" PRIu64 " flows taken out again",
+		       sb_import_installed(j->im));
+		sb_import_undo(j->im);
 	}
 	sb_import_free(j->im);
 	free(j);

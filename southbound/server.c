@@ -32,8 +32,6 @@
 #include "mbx_stats.h"
 
 RTE_LOG_REGISTER(sb_logtype, user.mbx.southbound, NOTICE);
-#define SB_LOG(level, fmt, ...) \
-	rte_log(RTE_LOG_##level, sb_logtype, "mbx.southbound: " fmt "\n", ##__VA_ARGS__)
 
 /* A streaming job pauses above this much unsent output, resumes below the low mark. */
 #define OUT_HIGH  (8u << 20)

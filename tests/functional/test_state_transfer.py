@@ -23,6 +23,7 @@ nothing.
 """
 import os
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import wire  # noqa: E402
 
 sys.path.insert(0, os.path.join(mbxrun.BUILD, "controller-shim", "python"))
 import mbx  # noqa: E402
-from mbx.v1 import common_pb2, nat_pb2  # noqa: E402
+from mbx.v1 import common_pb2, nat_pb2, state_pb2  # noqa: E402
 from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
 MBXCTL = os.path.join(mbxrun.BUILD, "controller-shim", "mbxctl")
@@ -284,6 +285,20 @@ def main():
               "a chunk refused in a later call fails the put: " + r.stderr.strip())
         check(0 <= kept < 9000 and d.query("/mbx/table")["flows"] == 10000 + kept,
               "exactly the calls before it stay installed (%d)" % kept)
+
+        # a client gone before the answer: a Put is all or nothing, so it gets nothing
+        before = d.query("/mbx/table")["flows"]
+        req = state_pb2.PutPerflowRequest(chunks=made_up(314, 20000, {}))
+        env = common_pb2.Envelope(call_id=1, method="/mbx.v1.State/PutPerflow",
+                                  payload=req.SerializeToString()).SerializeToString()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(sock_d)
+            s.sendall(struct.pack(">BI", 0, len(env)) + env)
+        mbxrun.wait_until(lambda: "a Put's client went away" in d.output(), timeout=10,
+                          what="D to see the client gone")
+        check(d.query("/mbx/table")["flows"] == before,
+              "a Put of 20,000 flows whose client left at once installs none of them (%d "
+              "flows before, %d after)" % (before, d.query("/mbx/table")["flows"]))
 
         # a corrupt file sends nothing
         raw_big = open(big, "rb").read()
