@@ -447,52 +447,6 @@ mbxctl_call(struct mbxctl *c, const char *method, const ProtobufCMessage *req,
 	return mbxctl_recv(c, id, desc, resp, NULL, err, errlen);
 }
 
-int
-mbxctl_chunk_write(FILE *f, const Mbx__V1__StateChunk *c)
-{
-	size_t n = mbx__v1__state_chunk__get_packed_size(c);
-	uint8_t *b = malloc(n + 4);
-
-	if (b == NULL)
-		return -ENOMEM;
-	b[0] = (uint8_t)(n >> 24);
-	b[1] = (uint8_t)(n >> 16);
-	b[2] = (uint8_t)(n >> 8);
-	b[3] = (uint8_t)n;
-	mbx__v1__state_chunk__pack(c, b + 4);
-	n = fwrite(b, 1, n + 4, f) == n + 4 ? 0 : (size_t)-EIO;
-	free(b);
-	return (int)n;
-}
-
-Mbx__V1__StateChunk *
-mbxctl_chunk_read(FILE *f)
-{
-	uint8_t h[4], *b;
-	Mbx__V1__StateChunk *c;
-	uint32_t n;
-
-	if (fread(h, 1, 4, f) != 4) {
-		errno = 0;
-		return NULL;
-	}
-	n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-	if (n > RECV_MAX || (b = malloc(n + 1)) == NULL) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (fread(b, 1, n, f) != n) {
-		free(b);
-		errno = EINVAL;
-		return NULL;
-	}
-	c = mbx__v1__state_chunk__unpack(NULL, n, b);
-	free(b);
-	if (c == NULL)
-		errno = EINVAL;
-	return c;
-}
-
 struct mbxctl_state_types {
 	Mbx__V1__GetInfoResponse *info;
 };

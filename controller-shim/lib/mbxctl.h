@@ -125,11 +125,6 @@ void mbxctl_state_types_free(struct mbxctl_state_types *t);
  */
 #define MBXCTL_CHUNK_MAGIC "MBXSTAT1"
 
-int mbxctl_chunk_write(FILE *f, const Mbx__V1__StateChunk *c);
-/** @return a chunk (free with mbx__v1__state_chunk__free_unpacked), NULL at the end or on error
- * (errno). */
-Mbx__V1__StateChunk *mbxctl_chunk_read(FILE *f);
-
 /* Moves (move.c). */
 
 #include "mbx/v1/move.pb-c.h"
