@@ -70,26 +70,15 @@ class Inst:
         path = os.path.join(tmp, "rules_" + tag)
         with open(path, "w") as f:
             f.write(rules)
-        # net_af_packet can fail to join a PACKET_FANOUT group another process's
-        # socket took (EINVAL); the port is then missing: start again
-        for attempt in range(5):
-            prefix = mbxrun.unique_prefix("fwstate" + tag)
-            self.sock = "unix:" + os.path.join(tmp, tag + ".sock")
-            lcores = "0-1" if workers == 1 else "(0-%d)@(0-1)" % workers
-            self.proc = mbxrun.Proc(ns.argv([mbxrun.MBXD] + mbxrun.eal_args(prefix, lcores=lcores, vdevs=[
+        self.sock = "unix:" + os.path.join(tmp, tag + ".sock")
+        lcores = "0-1" if workers == 1 else "(0-%d)@(0-1)" % workers
+        self.proc = mbxrun.start_mbxd(lambda prefix: ns.argv(
+            [mbxrun.MBXD] + mbxrun.eal_args(prefix, lcores=lcores, vdevs=[
                 "net_af_packet0,iface=m%si" % tag, "net_af_packet1,iface=m%so" % tag]) + [
                 "--", "--nf", "fw,rules=%s,conn_limit=4" % path, "--idle-sleep-us", "50",
-                "--control", self.sock] + sum((["--timeout", t + "=86400"] for t in TIMEOUTS), [])),
-                prefix, log_path=os.path.join(tmp, tag + ".log"))
-            mbxrun.wait_until(lambda: os.path.exists(self.sock[5:]), what=tag + "'s control socket")
-            if self.proc.query("/mbx/info")["ports"] == 2:
-                break
-            print("note: %s came up without both af_packet ports; starting it again" % tag)
-            self.proc.stop()
-            if os.path.exists(self.sock[5:]):
-                os.unlink(self.sock[5:])
-        else:
-            raise RuntimeError(tag + ": af_packet ports failed 5 times")
+                "--control", self.sock] + sum((["--timeout", t + "=86400"] for t in TIMEOUTS),
+                                              [])),
+            "fwstate" + tag, self.sock[5:], os.path.join(tmp, tag + ".log"))
 
     def counts(self, port):
         return (self.proc.query("/mbx/port", port)["tx_packets"],

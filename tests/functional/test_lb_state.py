@@ -177,12 +177,11 @@ def main():
 
         inside = ns.veth("ti", "mi")
         outside = ns.veth("to", "mo")
-        pb = mbxrun.unique_prefix("lbB")
-        b = mbxrun.Proc(ns.argv([mbxrun.MBXD] + mbxrun.eal_args(pb, vdevs=[
-            "net_af_packet0,iface=mi", "net_af_packet1,iface=mo"]) + [
-            "--", "--nf", spec(BACKENDS[::-1]), "--idle-sleep-us", "50",
-            "--control", "unix:" + sock_b]), pb, log_path=os.path.join(tmp, "b.log"))
-        mbxrun.wait_until(lambda: os.path.exists(sock_b), what="B's control socket")
+        b = mbxrun.start_mbxd(lambda prefix: ns.argv(
+            [mbxrun.MBXD] + mbxrun.eal_args(prefix, vdevs=[
+                "net_af_packet0,iface=mi", "net_af_packet1,iface=mo"]) + [
+                "--", "--nf", spec(BACKENDS[::-1]), "--idle-sleep-us", "50",
+                "--control", "unix:" + sock_b]), "lbB", sock_b, os.path.join(tmp, "b.log"))
         cb = mbx.Client("unix:" + sock_b)
         b_all = all_flows(cb)
         check(b_all is not None and list(b_all.table) == list(a_all.table) and

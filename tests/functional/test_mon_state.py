@@ -74,14 +74,13 @@ class Box:
         self.outside = ns.veth("t%so" % name, "m%so" % name)
         self.sock = os.path.join(tmp, name + ".sock")
         self.flows_file = os.path.join(tmp, name + ".json")
-        prefix = mbxrun.unique_prefix("monstate" + name)
         lcores = "0-1" if workers == 1 else "(0-%d)@(0-1)" % workers
-        self.proc = mbxrun.Proc(ns.argv([mbxrun.MBXD] + mbxrun.eal_args(prefix, lcores=lcores,
-            vdevs=["net_af_packet0,iface=m%si" % name, "net_af_packet1,iface=m%so" % name]) + [
-            "--", "--nf", "mon,flows_file=" + self.flows_file, "--idle-sleep-us", "50",
-            "--control", "unix:" + self.sock]), prefix, log_path=os.path.join(tmp, name + ".log"))
-        mbxrun.wait_until(lambda: os.path.exists(self.sock) or self.proc.p.poll() is not None,
-                          timeout=90, what=name + "'s control socket (see %s.log)" % name)
+        self.proc = mbxrun.start_mbxd(lambda prefix: ns.argv(
+            [mbxrun.MBXD] + mbxrun.eal_args(prefix, lcores=lcores, vdevs=[
+                "net_af_packet0,iface=m%si" % name, "net_af_packet1,iface=m%so" % name]) + [
+                "--", "--nf", "mon,flows_file=" + self.flows_file, "--idle-sleep-us", "50",
+                "--control", "unix:" + self.sock]),
+            "monstate" + name, self.sock, os.path.join(tmp, name + ".log"), timeout=90)
         self.c = mbx.Client("unix:" + self.sock)
         self.bad = 0
 

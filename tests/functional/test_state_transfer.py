@@ -161,13 +161,12 @@ def main():
         # B: a fresh nat between two wires
         inside = ns.veth("ti", "mi")
         outside = ns.veth("to", "mo")
-        pb = mbxrun.unique_prefix("xferB")
         sock_b = os.path.join(tmp, "b.sock")
-        b = mbxrun.Proc(ns.argv([mbxrun.MBXD] + mbxrun.eal_args(pb, vdevs=[
-            "net_af_packet0,iface=mi", "net_af_packet1,iface=mo"]) + [
-            "--", "--nf", "nat,ext_ip=" + EXT, "--idle-sleep-us", "20",
-            "--control", "unix:" + sock_b]), pb, log_path=os.path.join(tmp, "b.log"))
-        mbxrun.wait_until(lambda: os.path.exists(sock_b), what="B's control socket")
+        b = mbxrun.start_mbxd(lambda prefix: ns.argv(
+            [mbxrun.MBXD] + mbxrun.eal_args(prefix, vdevs=[
+                "net_af_packet0,iface=mi", "net_af_packet1,iface=mo"]) + [
+                "--", "--nf", "nat,ext_ip=" + EXT, "--idle-sleep-us", "20",
+                "--control", "unix:" + sock_b]), "xferB", sock_b, os.path.join(tmp, "b.log"))
         r = mbxctl("unix:" + sock_b, "put-state", "-i", dump)
         check(r.returncode == 0 and '"installed"' in r.stdout,
               "mbxctl put-state -i installs the dump into B " + r.stdout + r.stderr)

@@ -146,3 +146,24 @@ def wait_until(pred, timeout=20.0, period=0.05, what="condition"):
 
 def unique_prefix(name):
     return "%s_%d_%d" % (name, os.getpid(), int(time.time() * 1000) % 100000)
+
+
+def start_mbxd(argv_for, name, sock, log_path, ports=2, tries=5, timeout=30.0):
+    """Start mbxd (argv_for(prefix) gives its command line) and wait for its control
+    socket @sock and its @ports ports. net_af_packet sometimes cannot join its
+    PACKET_FANOUT group (EINVAL: DPDK derives the group id from the pid and the
+    interface index, so two processes in one netns can ask for the same id with
+    other interfaces); mbxd then runs without that port, and is started again."""
+    for _ in range(tries):
+        prefix = unique_prefix(name)
+        p = Proc(argv_for(prefix), prefix, log_path=log_path)
+        wait_until(lambda: os.path.exists(sock) or p.p.poll() is not None, timeout,
+                   what="%s's control socket (see %s)" % (name, log_path))
+        if p.p.poll() is None and p.query("/mbx/info")["ports"] == ports:
+            return p
+        print("note: %s came up without its %d ports; starting it again" % (name, ports))
+        p.stop()
+        if os.path.exists(sock):
+            os.unlink(sock)
+    raise RuntimeError("%s: its af_packet ports failed %d times (see %s)" % (name, tries,
+                                                                          log_path))
