@@ -156,4 +156,20 @@ long mbx_state_all_get(struct mbx_dp *dp, int nf, uint8_t *buf, size_t cap);
  */
 int mbx_state_all_put(struct mbx_dp *dp, const uint8_t *recs, size_t len, uint16_t *bad_nf);
 
+/**
+ * Turns all-flows records (@p len bytes at @p recs) into new ones at
+ * @p *out (the callee's buffer, valid until mbx_state_all_update() returns).
+ * @return their length, or -errno.
+ */
+typedef long (*mbx_all_edit_fn)(const uint8_t *recs, size_t len, const uint8_t **out, void *arg);
+
+/**
+ * Read, change and write NF @p nf's all-flows state with the workers
+ * parked once (mbx_state_all_get(), @p edit, mbx_state_all_put()): no
+ * packet sees a state between the two, and a change costs one stop.
+ * @return 0, or -errno; @p bad_nf says which NF refused.
+ */
+int mbx_state_all_update(struct mbx_dp *dp, int nf, uint8_t *buf, size_t cap, mbx_all_edit_fn edit,
+			 void *arg, uint16_t *bad_nf);
+
 #endif /* MBX_STATE_H */

@@ -449,3 +449,42 @@ mbx_state_all_put(struct mbx_dp *dp, const uint8_t *recs, size_t len, uint16_t *
 		*bad_nf = a.bad_nf;
 	return rc;
 }
+
+struct all_update {
+	struct all_get get;
+	struct all_put put;
+	mbx_all_edit_fn edit;
+	void *arg;
+};
+
+static int
+all_update_parked(struct mbx_dp *dp, void *arg)
+{
+	struct all_update *u = arg;
+	int rc = all_get_parked(dp, &u->get);
+	long n;
+
+	if (rc < 0)
+		return rc;
+	n = u->edit(u->get.b.buf, u->get.b.used, &u->put.recs, u->arg);
+	if (n < 0)
+		return (int)n;
+	u->put.len = (size_t)n;
+	return all_put_parked(dp, &u->put);
+}
+
+int
+mbx_state_all_update(struct mbx_dp *dp, int nf, uint8_t *buf, size_t cap, mbx_all_edit_fn edit,
+		     void *arg, uint16_t *bad_nf)
+{
+	struct all_update u = {
+		.get = {.nf = nf, .b = {.buf = buf, .cap = cap, .scope = MBX_SCOPE_ALL_FLOWS}},
+		.edit = edit,
+		.arg = arg,
+	};
+	int rc = mbx_ctrl_park_all(dp, all_update_parked, &u);
+
+	if (bad_nf != NULL)
+		*bad_nf = u.put.bad_nf;
+	return rc;
+}
