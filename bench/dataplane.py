@@ -617,8 +617,9 @@ def make_rows(results, run_id):
     return rows
 
 
-def merge_json(path, rows):
-    """Replace the rows of the cases in @rows, keep every other case's rows."""
+def merge_json(path, rows, key=lambda r: r.get("case"), order=None):
+    """Replace the rows of the cases in @rows (rows with the same key(row)), keep every
+    other case's rows; sort by order(row) when given. Shared by the benchmarks."""
     old = []
     if os.path.exists(path):
         try:
@@ -631,8 +632,10 @@ def merge_json(path, rows):
             os.replace(path, bad)
             print("warning: %s unreadable (%s), moved to %s" % (path, e, bad))
             old = []
-    mine = {r["case"] for r in rows}
-    merged = [r for r in old if r.get("case") not in mine] + rows
+    mine = {key(r) for r in rows}
+    merged = [r for r in old if key(r) not in mine] + rows
+    if order is not None:
+        merged.sort(key=order)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(merged, f, indent=1)

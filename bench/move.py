@@ -149,6 +149,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import mbxrun  # noqa: E402
 import topo  # noqa: E402
 
+import dataplane  # noqa: E402  (its JSON merge)
+
 RESULTS = os.path.join(HERE, "results")
 TMP = os.path.join(RESULTS, "tmp")
 SRC_BASE = (10 << 24) | (1 << 8)  # 10.0.1.0, as topo.py's mbxgen --src
@@ -626,30 +628,6 @@ def unmoved_of(desc):
     return int(m.group(1)) if m else 0
 
 
-def merge_json(path, rows):
-    old = []
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-            if not isinstance(old, list):
-                raise ValueError("not a list")
-        except (OSError, ValueError) as e:
-            os.replace(path, path + ".bad")
-            print("warning: %s unreadable (%s), moved to %s.bad" % (path, e, path))
-            old = []
-    mine = {(r["op"], r["flows"]) for r in rows}
-    merged = [r for r in old if (r.get("op"), r.get("flows")) not in mine] + rows
-    merged.sort(key=lambda r: (r.get("flows", 0), r.get("op") != "move",
-                               r.get("guarantee") != "lf+op", r.get("mode") != "p2p"))
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(merged, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-    return merged
-
-
 # ---------------------------------------------------------------- targets
 
 def verdict(ok):
@@ -998,7 +976,10 @@ def main():
         if row["flows"] in calib:
             row["rate_calibration"] = calib[row["flows"]]["tries"]
     json_path = os.path.join(out, "move.json")
-    merged = merge_json(json_path, rows)
+    merged = dataplane.merge_json(
+        json_path, rows, key=lambda r: (r.get("op"), r.get("flows")),
+        order=lambda r: (r.get("flows", 0), r.get("op") != "move",
+                         r.get("guarantee") != "lf+op", r.get("mode") != "p2p"))
     png = os.path.join(out, "move.png")
     tl_png = os.path.join(out, "move-timeline.png")
     plotted = plot(merged, png, workdir)
