@@ -143,17 +143,24 @@ mbxctl_read_token(const char *path)
 }
 
 static int
-write_all(int fd, const uint8_t *p, size_t n)
+writev_all(int fd, struct iovec *iov, int n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = writev(fd, iov, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -errno;
-		p += w;
-		n -= (size_t)w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }
@@ -176,35 +183,6 @@ read_all(int fd, uint8_t *p, size_t n)
 	return 0;
 }
 
-int64_t
-mbxctl_send(struct mbxctl *c, const char *method, const ProtobufCMessage *req)
-{
-	Mbx__V1__Envelope env = MBX__V1__ENVELOPE__INIT;
-	size_t plen = protobuf_c_message_get_packed_size(req), n;
-	uint8_t *payload = malloc(plen + 1), *frame;
-	int rc;
-
-	if (payload == NULL)
-		return -ENOMEM;
-	protobuf_c_message_pack(req, payload);
-	env.call_id = (uint64_t)c->next_id;
-	env.method = (char *)(uintptr_t)method;
-	env.payload = (ProtobufCBinaryData){plen, payload};
-	if (c->token != NULL)
-		env.token = (ProtobufCBinaryData){strlen(c->token), (uint8_t *)c->token};
-	n = mbx_frame_size(&env);
-	frame = malloc(n);
-	if (frame == NULL) {
-		free(payload);
-		return -ENOMEM;
-	}
-	mbx_frame_pack(&env, frame);
-	rc = write_all(c->fd, frame, n);
-	free(frame);
-	free(payload);
-	return rc < 0 ? rc : c->next_id++;
-}
-
 static Mbx__V1__Status *
 status_of(const ProtobufCMessage *m)
 {
@@ -215,29 +193,6 @@ status_of(const ProtobufCMessage *m)
 	    fd->descriptor != &mbx__v1__status__descriptor)
 		return NULL;
 	return *(Mbx__V1__Status **)((const char *)m + fd->offset);
-}
-
-static int
-writev_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -errno;
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
 }
 
 int64_t
@@ -275,6 +230,21 @@ mbxctl_send_payload(struct mbxctl *c, const char *method, const uint8_t *payload
 	rc = writev_all(c->fd, iov, tlen ? 4 : 2);
 	free(hdr);
 	return rc < 0 ? rc : c->next_id++;
+}
+
+int64_t
+mbxctl_send(struct mbxctl *c, const char *method, const ProtobufCMessage *req)
+{
+	size_t len = protobuf_c_message_get_packed_size(req);
+	uint8_t *payload = malloc(len + 1);
+	int64_t id;
+
+	if (payload == NULL)
+		return -ENOMEM;
+	protobuf_c_message_pack(req, payload);
+	id = mbxctl_send_payload(c, method, payload, len);
+	free(payload);
+	return id;
 }
 
 /* Read the next frame into c->buf. @return its length, or -errno with a reason in @p err. */
