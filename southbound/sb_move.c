@@ -584,20 +584,18 @@ static size_t
 dst_inject_pending(struct move *mv)
 {
 	struct mbx_dp *dp = sb_dp();
-	uint64_t woken = 0;
+	size_t first = mv->pend_head;
 
 	while (mv->pend_head < mv->pend_tail) {
 		struct rte_mbuf *m = mv->pend[mv->pend_head];
-		uint16_t w = mbx_owner(dp, mbx_pkt(m));
 
-		if (rte_ring_mp_enqueue(dp->workers[w]->handoff, m) != 0)
+		if (rte_ring_mp_enqueue(dp->workers[mbx_owner(dp, mbx_pkt(m))]->handoff, m) != 0)
 			break; /* that worker's ring is full: later, to keep the order */
 		mv->pend_head++;
-		if (!(woken & (1ULL << (w % 64)))) {
-			woken |= 1ULL << (w % 64);
-			mbx_wake(&dp->workers[w]->wake);
-		}
 	}
+	/* whichever workers sleep wake up (for one that got nothing, one idle loop) */
+	for (uint16_t w = 0; mv->pend_head != first && w < dp->nb_workers; w++)
+		mbx_wake(&dp->workers[w]->wake);
 	if (mv->pend_head == mv->pend_tail)
 		mv->pend_head = mv->pend_tail = 0;
 	return mv->pend_tail - mv->pend_head;
