@@ -70,6 +70,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define SRC_IDLE_US	   100	/* its poll of an empty redirect ring, without an eventfd */
 #define ROLLBACK_SLACK	   4096 /* packets of a rolled-back filter arriving meanwhile */
 #define SRC_WAIT_US	   1000 /* its watch of the buffer while the destination is busy */
+#define EXPORT_TICKS_PER_S 5000 /* 200 µs of export steps between two turns of the loop */
 #define MARKERS_MAX	   64	/* marker copies per worker (TX paths of the steering port) */
 
 enum role {
@@ -78,7 +79,6 @@ enum role {
 };
 
 enum src_step {
-	SRC_CONNECTING,
 	SRC_EXPORT,
 	SRC_WAIT_STATE,
 	SRC_STREAM,
@@ -324,8 +324,12 @@ report(struct move *mv, Mbx__V1__MovePhase phase, bool last, int err, const char
 		s.rolled_back = mv->failed && mv->step <= SRC_WAIT_STATE;
 		r.summary = &s;
 	}
-	if (sb_reply(mv->call, &r.base, !last) < 0 || last)
+	if (sb_reply(mv->call, &r.base, !last) < 0)
 		mv->call = NULL;
+	if (last && mv->call != NULL) {
+		sb_call_flush(mv->call); /* before what the caller does next */
+		mv->call = NULL;
+	}
 }
 
 static void
@@ -363,33 +367,36 @@ noop_parked(struct mbx_dp *dp, void *arg)
 static void
 src_teardown(struct move *mv)
 {
+	uint64_t left = 0;
 	void *e;
 
-	if (mv->rule != 0) {
+	if (mv->rt_added)
+		mbx_move_rt_del(&mv->rt); /* markers of this move are no longer looked for */
+	/* once every worker answered a request after this, none holds the rule or the move */
+	if (mv->rule != 0)
 		sb_rule_remove(mv->rule, NULL, true, NULL, NULL);
-		mv->rule = 0;
-	}
-	if (mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE && !mv->copy)
-		mv->dropped += mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED) - mv->drops_before;
-	if (mv->rt_added) {
-		mbx_move_rt_del(&mv->rt);
-		/* no worker holds the move any more once every worker was parked */
+	else if (mv->rt_added)
 		mbx_ctrl_park_all(sb_dp(), noop_parked, NULL);
-		mv->rt_added = false;
-	}
+	mv->rule = 0;
+	mv->rt_added = false;
 	if (mv->rt.ring != NULL) {
 		while (rte_ring_dequeue(mv->rt.ring, &e) == 0) {
 			uint16_t w, i, n;
 
 			if (!mbx_move_token(e, &w, &i, &n)) {
 				rte_pktmbuf_free(e);
-				mv->dropped++;
+				left++;
 			}
 		}
 		rte_ring_free(mv->rt.ring);
 		mv->rt.ring = NULL;
 	}
-	mv->dropped += atomic_load(&mv->rt.overflow);
+	mv->dropped += left;
+	if (left > 0 && !mv->failed)
+		MOVE_LOG(WARNING,
+			 "move %" PRIu64 ": %" PRIu64
+			 " packets of the filter came after the end; dropped",
+			 mv->id, left);
 }
 
 struct rollback {
@@ -504,13 +511,22 @@ src_send_abort(struct move *mv, const char *why)
 	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
 	Mbx__V1__PeerAbort a = MBX__V1__PEER_ABORT__INIT;
 
-	if (mv->conn == NULL || mv->step == SRC_CONNECTING)
+	if (mv->conn == NULL || mv->tsc_connected == 0)
 		return;
 	a.reason = (char *)(uintptr_t)why;
 	m.move_id = mv->id;
 	m.body_case = MBX__V1__PEER_MESSAGE__BODY_ABORT;
 	m.abort = &a;
 	peer_send(mv->conn, &m);
+}
+
+/* Source: what its DROP rule (guarantee none) dropped and its full ring refused. */
+static void
+src_count_dropped(struct move *mv)
+{
+	if (mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE && !mv->copy)
+		mv->dropped += mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED) - mv->drops_before;
+	mv->dropped += atomic_load(&mv->rt.overflow);
 }
 
 static void
@@ -527,12 +543,19 @@ src_finish(struct move *mv, int err, const char *why)
 	/* failed after the acknowledgement: the flows are the destination's */
 	while (mv->deleting && !src_delete_step(mv))
 		;
-	src_teardown(mv);
-	mv->tsc_end = rte_get_timer_cycles();
-	report(mv,
-	       mv->failed ? MBX__V1__MOVE_PHASE__MOVE_PHASE_FAILED
-			  : MBX__V1__MOVE_PHASE__MOVE_PHASE_DONE,
-	       true, err, why);
+	if (mv->failed) {
+		src_teardown(mv);
+		src_count_dropped(mv);
+		mv->tsc_end = rte_get_timer_cycles();
+		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_FAILED, true, err, why);
+	} else {
+		/* the move is over (the destination released; after the marker, nothing of
+		 * the filter comes here): the client hears it before the source tidies up,
+		 * and no request comes between the two */
+		src_count_dropped(mv);
+		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_DONE, true, 0, NULL);
+		src_teardown(mv);
+	}
 	forget(mv);
 }
 
@@ -927,39 +950,11 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	struct peer_conn *c = arg;
 	struct move *mv = c->mv;
 
+	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
-		Mbx__V1__PeerHello hello = MBX__V1__PEER_HELLO__INIT;
-		struct mbx_pb_filter f;
-
+		/* what the source wrote meanwhile (hello, state) goes out now */
 		mv->tsc_connected = rte_get_timer_cycles();
-		sb_nodelay(bufferevent_getfd(bev));
-		hello.filter = mbx_filter_to_pb(&mv->filter, &f);
-		hello.guarantee = mv->guarantee;
-		hello.copy = mv->copy;
-		m.move_id = mv->id;
-		m.body_case = MBX__V1__PEER_MESSAGE__BODY_HELLO;
-		m.hello = &hello;
-		peer_send(c, &m);
 		MOVE_TRACE(mv, "connected");
-		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STARTED, false, 0, NULL);
-		/* redirect (or drop) the filter's packets before the first flow is exported */
-		if (!mv->copy) {
-			bool none = mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE;
-			char msg[128];
-
-			mv->drops_before = mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED);
-			mv->rule = sb_rule_add(none ? MBX_ACTION_DROP : MBX_ACTION_REDIRECT,
-					       &mv->filter, 0, none ? NULL : mbx_move_redirect,
-					       &mv->rt, msg, sizeof(msg));
-			if (mv->rule == 0) {
-				src_finish(mv, ENOSPC, msg);
-				return;
-			}
-		}
-		mv->step = SRC_EXPORT;
-		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_REDIRECTING, false, 0, NULL);
-		event_active(mv->tick, EV_TIMEOUT, 0);
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
@@ -971,7 +966,7 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	else if (mv != NULL)
 		src_finish(
 			mv, ECONNRESET,
-			mv->step == SRC_CONNECTING ? "the destination is unreachable"
+			mv->tsc_connected == 0 ? "the destination is unreachable"
 			: mv->step <= SRC_WAIT_STATE
 				? "the destination closed the peer stream; the flows stay here"
 				: "the destination closed the peer stream after taking the state");
@@ -1245,14 +1240,21 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	switch (mv->step) {
-	case SRC_EXPORT:
-		rc = src_export_step(mv);
+	case SRC_EXPORT: {
+		/* steps for EXPORT_TICK_US; then the loop writes the stream, watches the ring */
+		uint64_t until = rte_get_timer_cycles() + rte_get_timer_hz() / EXPORT_TICKS_PER_S;
+
+		do
+			rc = src_export_step(mv);
+		while (rc == 0 && mv->step == SRC_EXPORT && !peer_congested(mv) &&
+		       rte_get_timer_cycles() < until);
 		if (rc < 0) {
 			src_finish(mv, -rc, "exporting the state failed");
 			return;
 		}
 		src_again(mv, 0);
 		return;
+	}
 	case SRC_STREAM:
 		src_stream_step(mv);
 		if (mv->tsc_marked == 0 && mv->workers_marked == all) {
@@ -1281,6 +1283,44 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 	default:
 		return;
 	}
+}
+
+/*
+ * Source: while the connection is being made, the hello and the state queue
+ * up behind it; redirect (or drop) the filter's packets before the first
+ * flow is exported.
+ */
+static void
+src_begin(struct move *mv)
+{
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerHello hello = MBX__V1__PEER_HELLO__INIT;
+	struct mbx_pb_filter f;
+
+	sb_nodelay(bufferevent_getfd(mv->conn->bev));
+	hello.filter = mbx_filter_to_pb(&mv->filter, &f);
+	hello.guarantee = mv->guarantee;
+	hello.copy = mv->copy;
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_HELLO;
+	m.hello = &hello;
+	peer_send(mv->conn, &m);
+	report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_STARTED, false, 0, NULL);
+	if (!mv->copy) {
+		bool none = mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE;
+		char msg[128];
+
+		mv->drops_before = mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED);
+		mv->rule = sb_rule_add(none ? MBX_ACTION_DROP : MBX_ACTION_REDIRECT, &mv->filter, 0,
+				       none ? NULL : mbx_move_redirect, &mv->rt, msg, sizeof(msg));
+		if (mv->rule == 0) {
+			src_finish(mv, ENOSPC, msg);
+			return;
+		}
+	}
+	mv->step = SRC_EXPORT;
+	report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_REDIRECTING, false, 0, NULL);
+	event_active(mv->tick, EV_TIMEOUT, 0);
 }
 
 static void
@@ -1467,6 +1507,8 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 	mv->conn = bev != NULL ? conn_new(bev, mv) : NULL;
 	if (mv->conn == NULL || bufferevent_socket_connect(bev, (struct sockaddr *)&ss, salen) < 0)
 		src_finish(mv, EHOSTUNREACH, "the destination is unreachable");
+	else
+		src_begin(mv);
 	return 0;
 }
 
