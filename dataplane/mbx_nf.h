@@ -70,7 +70,17 @@ struct mbx_nf_ctx {
 	uint16_t worker;	 /**< this worker's index, 0..nb_workers-1 */
 	uint16_t nb_workers;
 	uint64_t now; /**< TSC cycle at the start of the current burst */
+	char why[96]; /**< why a put was refused, in words: mbx_nf_refuse() */
 };
+
+/**
+ * Refuse a flow_put() or multi_put() with a reason in words, which the
+ * instance reports to whoever sent the state (a move's source, a PutState
+ * client) in place of strerror(@p rc).
+ * @return @p rc, a negative errno.
+ */
+int mbx_nf_refuse(struct mbx_nf_ctx *c, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /** This NF's per-flow state slot in @p f. */
 static inline void *
@@ -200,7 +210,8 @@ struct mbx_nf_ops {
 	 * Worker lcore: install state decoded from @p buf into the zeroed or
 	 * previous slot of @p f, claiming what it holds (a NAT port).
 	 * @return 0, or -errno having changed nothing (-EBADMSG: undecodable,
-	 *   -EBUSY: conflicts with state in this instance).
+	 *   -EBUSY: conflicts with state in this instance); mbx_nf_refuse()
+	 *   says why.
 	 */
 	int (*flow_put)(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_t len);
 

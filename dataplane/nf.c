@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* NF registry and the chain: see mbx_nf.h and mbx_worker.h. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,17 @@
 
 static const struct mbx_nf_ops *registry[MBX_NF_MAX];
 static unsigned int nb_registered;
+
+int
+mbx_nf_refuse(struct mbx_nf_ctx *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	return rc;
+}
 
 void
 mbx_nf_register(const struct mbx_nf_ops *ops)

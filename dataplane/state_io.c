@@ -2,6 +2,7 @@
 /* State export and import in slices: see mbx_state.h. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -184,12 +185,13 @@ static int
 import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo *u, uint64_t now)
 {
 	const struct mbx_chain_nf *e = &w->dp->chain.nf[r->nf];
+	struct mbx_nf_ctx *c = &w->nf[r->nf];
 	struct mbx_flow_key rev;
 	struct mbx_flow *f;
 	int rc;
 
 	if (w->table == NULL || e->ops->flow_put == NULL)
-		return -ENOTSUP;
+		return mbx_nf_refuse(c, -ENOTSUP, "%s keeps no per-flow state here", e->ops->name);
 	/* a new flow, usually: its lookup is the one mbx_table_add() makes */
 	f = mbx_table_add(w->table, &r->key, mbx_tmo_class_of(r->key.proto, 0), now);
 	u->created = f != NULL;
@@ -204,9 +206,9 @@ import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo
 		/* the flow is there already (another NF's state of it), or no room */
 		f = mbx_table_lookup(w->table, &r->key, NULL);
 		if (f == NULL)
-			return rc;
+			return rc == -ENOSPC ? mbx_nf_refuse(c, rc, "the flow table is full") : rc;
 		if (nf_has_state(w, r->nf, f))
-			return -EEXIST;
+			return mbx_nf_refuse(c, -EEXIST, "this instance has the flow already");
 	}
 	if (r->has_reply)
 		rev = r->reply_key;
@@ -214,7 +216,7 @@ import_flow(struct mbx_worker *w, const struct mbx_state_rec *r, struct mbx_undo
 		mbx_flow_key_reverse(&rev, &r->key);
 	rc = mbx_table_set_reply_key(w->table, f, &rev);
 	if (rc == 0)
-		rc = e->ops->flow_put(&w->nf[r->nf], f, r->state, r->state_len);
+		rc = e->ops->flow_put(c, f, r->state, r->state_len);
 	if (rc < 0) {
 		if (u->created)
 			mbx_worker_del_flow(w, f);
@@ -266,6 +268,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 	int rc = 0;
 
 	im->done = 0;
+	im->why[0] = '\0';
 	for (r = (const void *)im->recs; (const uint8_t *)r < end; r = mbx_state_rec_next(r)) {
 		struct mbx_undo *u = &im->undo[im->done];
 		const struct mbx_chain_nf *e = &w->dp->chain.nf[r->nf];
@@ -279,6 +282,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 		u->scope = r->scope;
 		u->key = r->key;
 		u->created = 0;
+		w->nf[r->nf].why[0] = '\0';
 		if (r->scope == MBX_SCOPE_PER_FLOW)
 			rc = import_flow(w, r, u, now);
 		else if (e->ops->multi_put != NULL)
@@ -290,6 +294,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 
 			im->bad_key = r->key;
 			im->bad_nf = r->nf;
+			snprintf(im->why, sizeof(im->why), "%s", w->nf[r->nf].why);
 			mbx_state_undo(w, &ur);
 			im->done = 0;
 			return rc;

@@ -915,7 +915,7 @@ import_finish(struct sb_import *im, uint16_t worker, struct mbx_import *x, int r
 		/* the slice undid its own records */
 		free(x->undo);
 		snprintf(msg, mlen, "%s state of %s refused: %s", nf_name(x->bad_nf),
-			 key_str(&x->bad_key, ks), strerror(-rc));
+			 key_str(&x->bad_key, ks), x->why[0] ? x->why : strerror(-rc));
 		return rc;
 	}
 	d = &im->done[im->nb_done++]; /* import_next() made room */

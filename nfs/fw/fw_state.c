@@ -134,13 +134,17 @@ fw_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_t
 		goto out;
 	}
 	rc = -EEXIST;
-	if (cn->state != FW_ST_NONE)
+	if (cn->state != FW_ST_NONE) {
+		mbx_nf_refuse(c, rc, "the connection is tracked here already");
 		goto out;
+	}
 	/* the connection counts for its source host, over conn_limit or not */
 	slot = fw_host_get(c->priv, k->family, &k->src);
 	rc = -ENOSPC;
-	if (slot < 0)
+	if (slot < 0) {
+		mbx_nf_refuse(c, rc, "the firewall's host table is full");
 		goto out;
+	}
 	fw_host_hold(c->priv, (uint32_t)slot);
 	in.state = (uint8_t)s;
 	in.host = (uint32_t)slot + 1;

@@ -99,20 +99,23 @@ lb_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_t
 		goto out;
 	rc = -EINVAL;
 	if (!addr_eq(&vip, &lb->vip) || vip_port != lb->vip_port || !lb_is_vip(lb, k)) {
-		LB_LOG(ERR, "refused a connection to %s: this instance serves %s",
-		       lb_endpoint_str(lb->family, &vip, vip_port, ep, sizeof(ep)),
-		       lb_endpoint_str(lb->family, &lb->vip, lb->vip_port, ep2, sizeof(ep2)));
+		mbx_nf_refuse(
+			c, rc, "a connection to %s; this instance serves %s",
+			lb_endpoint_str(lb->family, &vip, vip_port, ep, sizeof(ep)),
+			lb_endpoint_str(lb->family, &lb->vip, lb->vip_port, ep2, sizeof(ep2)));
 		goto out;
 	}
 	slot = lb_slot_find(lb, &backend, port);
 	if (slot < 0) {
-		LB_LOG(ERR, "refused a connection to backend %s: not in this instance's set",
-		       lb_endpoint_str(lb->family, &backend, port, ep, sizeof(ep)));
+		mbx_nf_refuse(c, rc, "backend %s is not in this instance's set",
+			      lb_endpoint_str(lb->family, &backend, port, ep, sizeof(ep)));
 		goto out;
 	}
 	rc = -EEXIST;
-	if (st->assigned)
+	if (st->assigned) {
+		mbx_nf_refuse(c, rc, "the connection has a backend here already");
 		goto out;
+	}
 	lb_flow_set(lb, st, (uint16_t)slot);
 	((struct lb_worker *)c->priv)->be[slot].active++;
 	rc = 0;
@@ -191,8 +194,8 @@ lb_multi_put(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_t
 		goto out;
 	slot = lb_slot_find(lb, &addr, port);
 	if (slot < 0) {
-		LB_LOG(ERR, "refused counts of backend %s: not in this instance's set",
-		       lb_endpoint_str(lb->family, &addr, port, ep, sizeof(ep)));
+		mbx_nf_refuse(c, rc, "counts of backend %s, not in this instance's set",
+			      lb_endpoint_str(lb->family, &addr, port, ep, sizeof(ep)));
 		goto out;
 	}
 	/* merge: this worker's part grows by the other's; active comes with connections */

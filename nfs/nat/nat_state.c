@@ -129,15 +129,15 @@ nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_
 
 	if (flow_msg_parse(buf, len, &m) < 0 || m.in_len != 4 || m.ext_len != 4 ||
 	    m.in_port > UINT16_MAX || m.ext_port > UINT16_MAX)
-		return -EBADMSG;
+		return mbx_nf_refuse(c, -EBADMSG, "not a NatFlowState");
 	memcpy(&in_addr, m.in_addr, 4);
 	memcpy(&ext_addr, m.ext_addr, 4);
 	/* the mapping must be this flow's: same inside endpoint, same protocol */
 	if (k->family != MBX_FAMILY_V4 || k->src.v4 != in_addr || m.proto != k->proto ||
 	    rte_be_to_cpu_16(k->sport) != m.in_port)
-		return -EINVAL;
+		return mbx_nf_refuse(c, -EINVAL, "the mapping is of another inside endpoint");
 	if (st->mapped)
-		return -EEXIST;
+		return mbx_nf_refuse(c, -EEXIST, "the flow is mapped here already");
 	rc = nat_port_claim(nat->pool, c->priv, c->worker, in_addr, ext_addr,
 			    rte_cpu_to_be_16((uint16_t)m.ext_port));
 	if (rc == -EINVAL) {
@@ -146,6 +146,10 @@ nat_flow_put(struct mbx_nf_ctx *c, struct mbx_flow *f, const uint8_t *buf, size_
 		st->foreign = 1;
 		rc = 0;
 	}
+	if (rc == -EBUSY)
+		return mbx_nf_refuse(c, rc, "external port %u is in use here", m.ext_port);
+	if (rc == -ENOSPC)
+		return mbx_nf_refuse(c, rc, "the NAT host table is full");
 	if (rc == 0)
 		nat_flow_set(st, k, ext_addr, rte_cpu_to_be_16((uint16_t)m.ext_port));
 	return rc;
@@ -280,6 +284,9 @@ nat_multi_put(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_
 		if (rc < 0) {
 			/* all or nothing: give back what this call took */
 			nat_host_trim(nat->pool, c->priv, host);
+			if (rc == -EBUSY)
+				mbx_nf_refuse(c, rc, "port block %u is another host's here",
+					      m->blocks[i]->first_port);
 			goto out;
 		}
 	}

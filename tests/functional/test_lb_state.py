@@ -280,8 +280,10 @@ def main():
             cb.put_state(chunks)
             check(False, "connections to a backend B does not have are refused")
         except mbx.MbxError as e:
-            check(e.code == 22 and "nothing installed" in e.message,
-                  "connections to a backend B does not have are refused: " + e.message)
+            check(e.code == 22 and "nothing installed" in e.message and
+                  "not in this instance's set" in e.message,
+                  "connections to a backend B does not have are refused, saying why: " +
+                  e.message)
         left = mapping_of(cb, cb.get_perflow(nf="lb"))
         check(not any(key_of(*f) in left for f in gone), "and none of them is installed")
         cb.close()

@@ -242,8 +242,9 @@ def case_failures(tmp):
 
         # B refuses: it has the flows (the copy); A takes them back
         rc, s, err = t.move(group_filter(0), "lf,op")
-        check(rc != 0 and "refused" in err and s.get("rolled_back"),
-              "B refuses to take group 0 again: " + err.strip().splitlines()[-1])
+        check(rc != 0 and "refused" in err and "has the flow already" in err and
+              s.get("rolled_back"),
+              "B refuses to take group 0 again, and says why: " + err.strip().splitlines()[-1])
         check(moved_flows(a, group_filter(0)) == 48, "A still holds group 0's 48 flows")
 
         # a move of overlapping flows while one runs is refused; a full buffer rolls back

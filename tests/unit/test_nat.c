@@ -366,8 +366,9 @@ START_TEST(flow_state_codec_and_import)
 	f = flow_of(b, "10.0.0.5", "192.0.2.1", 1007, 53);
 	ck_assert_ptr_nonnull(f);
 	ck_assert(memcmp(mbx_nf_state(xb, f), st, sizeof(*st)) == 0);
-	/* again: refused, and the slice undoes itself */
+	/* again: refused, saying why, and the slice undoes itself */
 	ck_assert_int_eq(mbx_state_import(b->workers[0], &im), -EEXIST);
+	ck_assert_str_eq(im.why, "this instance has the flow already");
 	ck_assert_uint_eq(mbx_dp_flows(b), 100);
 	mbx_test_dp_free(b);
 
@@ -413,10 +414,27 @@ START_TEST(flow_state_codec_and_import)
 	ck_assert_int_eq(ops->flow_put(xb, f, buf, len + (size_t)(o - odd)), 0);
 	ck_assert(memcmp(mbx_nf_state(xb, f), st, sizeof(*st)) == 0);
 	ck_assert_int_eq(ops->flow_put(xb, f, odd, (size_t)(o - odd)), -EEXIST);
+	ck_assert_str_eq(xb->why, "the flow is mapped here already");
 	m.in_port = 1008;
 	len = mbx__v1__nat_flow_state__pack(&m, buf);
 	memset(mbx_nf_state(xb, f), 0, sizeof(struct nat_flow));
 	ck_assert_int_eq(ops->flow_put(xb, f, buf, len), -EINVAL);
+	ck_assert_str_eq(xb->why, "the mapping is of another inside endpoint");
+	/* another flow of the host with the same external port: in use here */
+	{
+		struct mbx_flow_key k2 = mbx_flow_keys(b->workers[0]->table, f)[0];
+		struct mbx_flow *f2;
+		char want[64];
+
+		k2.sport = rte_cpu_to_be_16(1009);
+		f2 = mbx_table_add(b->workers[0]->table, &k2, MBX_TMO_UDP, rte_rdtsc());
+		ck_assert_ptr_nonnull(f2);
+		m.in_port = 1009;
+		len = mbx__v1__nat_flow_state__pack(&m, buf);
+		ck_assert_int_eq(ops->flow_put(xb, f2, buf, len), -EBUSY);
+		snprintf(want, sizeof(want), "external port %u is in use here", m.ext_port);
+		ck_assert_str_eq(xb->why, want);
+	}
 	m.in_port = 70000;
 	len = mbx__v1__nat_flow_state__pack(&m, buf);
 	ck_assert_int_eq(ops->flow_put(xb, f, buf, len), -EBADMSG);
