@@ -5,15 +5,15 @@
  *
  * Source (StartMove): connect to the destination's peer listener; put a
  * REDIRECT rule on the filter (DROP for guarantee none, nothing for a copy)
- * whose packets wait on the move's ring; export the state -- all-flows and
- * multi-flow pieces the NFs want moved, then per-flow -- onto the peer
- * stream, keeping the flows; wait until the destination installed it
- * (STATE_SENT: the controller reroutes now); delete the exported flows while
- * streaming the ring in order; once every worker has met the move's marker
- * and the flows are gone, send END; on the destination's last ack, the move
- * is DONE. Until the destination acknowledged the state, any failure rolls
- * back: the flows are still here, and the held packets go back to their
- * workers, in order.
+ * whose packets wait on the move's ring; export the state -- the all-flows
+ * pieces the NFs want moved, then worker by worker the multi-flow pieces and
+ * the flows -- onto the peer stream, keeping the flows; wait until the
+ * destination installed it (STATE_SENT: the controller reroutes now); delete
+ * the exported flows while streaming the ring in order; once every worker
+ * has met the move's marker and the flows are gone, send END; on the
+ * destination's last ack, the move is DONE. Until the destination
+ * acknowledged the state, any failure rolls back: the flows are still here,
+ * and the held packets go back to their workers, in order.
  *
  * Destination (ExpectMove, then the peer stream): hold the filter's packets
  * that arrive directly (a BUFFER rule); install the state as it comes (all
@@ -108,7 +108,7 @@ struct move {
 	bool rt_added;
 	uint32_t rule;
 	uint64_t drops_before; /* event_dropped when a DROP rule started */
-	int stage;	       /* export: all-flows, multi-flow (per NF), per-flow */
+	int stage;	       /* export: all-flows (per NF), then per worker */
 	int nf;
 	uint16_t worker;
 	struct mbx_export x;
@@ -1057,15 +1057,52 @@ moves_scope(int nf, enum mbx_scope scope)
 	return s & (1u << scope);
 }
 
+/* A worker's multi-flow pieces, then its first slice of flows: one request. */
+struct export_first {
+	struct mbx_export *x;
+	uint32_t multi; /* bit per chain index: the NFs whose multi-flow state moves */
+};
+
+static int
+export_first(struct mbx_worker *w, void *arg)
+{
+	struct export_first *ef = arg;
+	struct mbx_export *x = ef->x;
+	struct mbx_multi_get g = {.filter = x->filter};
+	size_t used = 0;
+	int rc;
+
+	for (int nf = 0; nf < w->dp->chain.n; nf++) {
+		if (!(ef->multi & 1u << nf))
+			continue;
+		g.nf = nf;
+		g.buf = x->buf + used;
+		g.cap = x->cap - used;
+		rc = mbx_state_multi_get(w, &g);
+		if (rc < 0)
+			return rc;
+		used += g.used;
+	}
+	x->buf += used;
+	x->cap -= used;
+	rc = mbx_state_export_slice(w, x);
+	x->buf -= used;
+	x->cap += used;
+	x->used += used;
+	/* no room left for a flow after the multi-flow pieces: the next slice has it */
+	return rc == -EMSGSIZE && used > 0 ? 0 : rc;
+}
+
 /* Source, SRC_EXPORT: one slice of state onto the peer stream. @return 0, or -errno. */
 static int
 src_export_step(struct move *mv)
 {
+	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
+	Mbx__V1__PeerStateDone done = MBX__V1__PEER_STATE_DONE__INIT;
 	struct mbx_dp *dp = sb_dp();
-	int rc = 0;
+	int rc;
 
-	switch (mv->stage) {
-	case MBX_SCOPE_ALL_FLOWS: {
+	if (mv->stage == MBX_SCOPE_ALL_FLOWS) {
 		long n = 0;
 
 		for (; mv->nf < dp->chain.n && n == 0; mv->nf++)
@@ -1075,60 +1112,39 @@ src_export_step(struct move *mv)
 			return (int)n;
 		if (n > 0)
 			return src_send_records(mv, mv->x.buf, (size_t)n);
-		mv->stage = MBX_SCOPE_MULTI_FLOW;
-		mv->nf = 0;
+		mv->stage = MBX_SCOPE_PER_FLOW;
 		mv->worker = 0;
+		mv->x.cursor = 0;
 		return 0;
 	}
-	case MBX_SCOPE_MULTI_FLOW: {
-		struct mbx_multi_get g = {
-			.filter = mv->filter, .buf = mv->x.buf, .cap = STATE_BYTES};
+	if (mv->worker < dp->nb_workers) {
+		struct mbx_worker *w = dp->workers[mv->worker];
+		struct export_first ef = {.x = &mv->x};
 
-		while (mv->nf < dp->chain.n && !moves_scope(mv->nf, MBX_SCOPE_MULTI_FLOW))
-			mv->nf++;
-		if (mv->nf == dp->chain.n) {
-			mv->stage = MBX_SCOPE_PER_FLOW;
-			mv->worker = 0;
+		for (int nf = 0; nf < dp->chain.n; nf++)
+			if (moves_scope(nf, MBX_SCOPE_MULTI_FLOW))
+				ef.multi |= 1u << nf;
+		/* each worker's multi-flow pieces (a NAT host's ports) precede its flows */
+		rc = mv->x.cursor == 0 ? mbx_ctrl_call(w, export_first, &ef)
+				       : mbx_ctrl_call(w, mbx_state_export_slice, &mv->x);
+		if (rc < 0)
+			return rc;
+		MOVE_TRACE(mv, "worker %u: %u flows exported", mv->worker, mv->x.flows);
+		mv->flows += mv->x.flows;
+		rc = src_send_records(mv, mv->x.buf, mv->x.used);
+		if (mv->x.cursor == UINT32_MAX) {
+			mv->worker++;
 			mv->x.cursor = 0;
-			return 0;
-		}
-		g.nf = mv->nf;
-		rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_multi_get, &g);
-		MOVE_TRACE(mv, "worker %u: multi-flow state of NF %d exported", mv->worker, mv->nf);
-		if (rc == 0 && g.used > 0)
-			rc = src_send_records(mv, g.buf, g.used);
-		if (++mv->worker == dp->nb_workers) {
-			mv->worker = 0;
-			mv->nf++;
 		}
 		return rc;
 	}
-	default: {
-		Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
-		Mbx__V1__PeerStateDone done = MBX__V1__PEER_STATE_DONE__INIT;
-
-		if (mv->worker < dp->nb_workers) {
-			rc = mbx_ctrl_call(dp->workers[mv->worker], mbx_state_export_slice, &mv->x);
-			if (rc < 0)
-				return rc;
-			MOVE_TRACE(mv, "worker %u: %u flows exported", mv->worker, mv->x.flows);
-			mv->flows += mv->x.flows;
-			rc = src_send_records(mv, mv->x.buf, mv->x.used);
-			if (mv->x.cursor == UINT32_MAX) {
-				mv->worker++;
-				mv->x.cursor = 0;
-			}
-			return rc;
-		}
-		done.flows = mv->flows;
-		MOVE_TRACE(mv, "%" PRIu64 " flows, %" PRIu64 " chunks sent", mv->flows, mv->chunks);
-		m.move_id = mv->id;
-		m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE_DONE;
-		m.state_done = &done;
-		mv->step = SRC_WAIT_STATE;
-		return peer_send(mv->conn, &m);
-	}
-	}
+	done.flows = mv->flows;
+	MOVE_TRACE(mv, "%" PRIu64 " flows, %" PRIu64 " chunks sent", mv->flows, mv->chunks);
+	m.move_id = mv->id;
+	m.body_case = MBX__V1__PEER_MESSAGE__BODY_STATE_DONE;
+	m.state_done = &done;
+	mv->step = SRC_WAIT_STATE;
+	return peer_send(mv->conn, &m);
 }
 
 /* Bytes of PeerPacket @p m (frame 1, in_port 2). */
