@@ -111,6 +111,7 @@ struct move {
 	int stage;	       /* export: all-flows (per NF), then per worker */
 	int nf;
 	uint16_t worker;
+	bool multi_sent; /* the export's worker gave its multi-flow pieces */
 	struct mbx_export x;
 	struct event *woken; /* the source: rt.wake's eventfd */
 	uint8_t *scratch;    /* PeerMessages written by hand */
@@ -1125,16 +1126,18 @@ src_export_step(struct move *mv)
 			if (moves_scope(nf, MBX_SCOPE_MULTI_FLOW))
 				ef.multi |= 1u << nf;
 		/* each worker's multi-flow pieces (a NAT host's ports) precede its flows */
-		rc = mv->x.cursor == 0 ? mbx_ctrl_call(w, export_first, &ef)
-				       : mbx_ctrl_call(w, mbx_state_export_slice, &mv->x);
+		rc = !mv->multi_sent ? mbx_ctrl_call(w, export_first, &ef)
+				     : mbx_ctrl_call(w, mbx_state_export_slice, &mv->x);
 		if (rc < 0)
 			return rc;
+		mv->multi_sent = true;
 		MOVE_TRACE(mv, "worker %u: %u flows exported", mv->worker, mv->x.flows);
 		mv->flows += mv->x.flows;
 		rc = src_send_records(mv, mv->x.buf, mv->x.used);
 		if (mv->x.cursor == UINT32_MAX) {
 			mv->worker++;
 			mv->x.cursor = 0;
+			mv->multi_sent = false;
 		}
 		return rc;
 	}
