@@ -77,9 +77,6 @@ int sb_reply_payload(struct sb_call *call, const uint8_t *payload, size_t len, b
 int sb_reply_error(struct sb_call *call, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/** Write what @p call's connection has queued now, not on the loop's next turn. */
-void sb_call_flush(struct sb_call *call);
-
 /** Can @p call stream more now (its connection's output is below the high mark)? */
 bool sb_call_writable(const struct sb_call *call);
 

@@ -325,12 +325,8 @@ report(struct move *mv, Mbx__V1__MovePhase phase, bool last, int err, const char
 		s.rolled_back = mv->failed && mv->step <= SRC_WAIT_STATE;
 		r.summary = &s;
 	}
-	if (sb_reply(mv->call, &r.base, !last) < 0)
+	if (sb_reply(mv->call, &r.base, !last) < 0 || last)
 		mv->call = NULL;
-	if (last && mv->call != NULL) {
-		sb_call_flush(mv->call); /* before what the caller does next */
-		mv->call = NULL;
-	}
 }
 
 static void
@@ -368,7 +364,6 @@ noop_parked(struct mbx_dp *dp, void *arg)
 static void
 src_teardown(struct move *mv)
 {
-	uint64_t left = 0;
 	void *e;
 
 	if (mv->rt_added)
@@ -386,18 +381,15 @@ src_teardown(struct move *mv)
 
 			if (!mbx_move_token(e, &w, &i, &n)) {
 				rte_pktmbuf_free(e);
-				left++;
+				mv->dropped++;
 			}
 		}
 		rte_ring_free(mv->rt.ring);
 		mv->rt.ring = NULL;
 	}
-	mv->dropped += left;
-	if (left > 0 && !mv->failed)
-		MOVE_LOG(WARNING,
-			 "move %" PRIu64 ": %" PRIu64
-			 " packets of the filter came after the end; dropped",
-			 mv->id, left);
+	mv->dropped += atomic_load(&mv->rt.overflow);
+	if (mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE && !mv->copy)
+		mv->dropped += mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED) - mv->drops_before;
 }
 
 struct rollback {
@@ -512,22 +504,13 @@ src_send_abort(struct move *mv, const char *why)
 	Mbx__V1__PeerMessage m = MBX__V1__PEER_MESSAGE__INIT;
 	Mbx__V1__PeerAbort a = MBX__V1__PEER_ABORT__INIT;
 
-	if (mv->conn == NULL || mv->tsc_connected == 0)
-		return;
+	if (mv->conn == NULL)
+		return; /* queued behind the hello and state it cancels, connected or not */
 	a.reason = (char *)(uintptr_t)why;
 	m.move_id = mv->id;
 	m.body_case = MBX__V1__PEER_MESSAGE__BODY_ABORT;
 	m.abort = &a;
 	peer_send(mv->conn, &m);
-}
-
-/* Source: what its DROP rule (guarantee none) dropped and its full ring refused. */
-static void
-src_count_dropped(struct move *mv)
-{
-	if (mv->guarantee == MBX__V1__GUARANTEE__GUARANTEE_NONE && !mv->copy)
-		mv->dropped += mbx_dp_stat(sb_dp(), MBX_WSTAT_EV_DROPPED) - mv->drops_before;
-	mv->dropped += atomic_load(&mv->rt.overflow);
 }
 
 static void
@@ -544,19 +527,12 @@ src_finish(struct move *mv, int err, const char *why)
 	/* failed after the acknowledgement: the flows are the destination's */
 	while (mv->deleting && !src_delete_step(mv))
 		;
-	if (mv->failed) {
-		src_teardown(mv);
-		src_count_dropped(mv);
-		mv->tsc_end = rte_get_timer_cycles();
-		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_FAILED, true, err, why);
-	} else {
-		/* the move is over (the destination released; after the marker, nothing of
-		 * the filter comes here): the client hears it before the source tidies up,
-		 * and no request comes between the two */
-		src_count_dropped(mv);
-		report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_DONE, true, 0, NULL);
-		src_teardown(mv);
-	}
+	src_teardown(mv);
+	mv->tsc_end = rte_get_timer_cycles();
+	report(mv,
+	       mv->failed ? MBX__V1__MOVE_PHASE__MOVE_PHASE_FAILED
+			  : MBX__V1__MOVE_PHASE__MOVE_PHASE_DONE,
+	       true, err, why);
 	forget(mv);
 }
 
@@ -953,9 +929,12 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		/* what the source wrote meanwhile (hello, state) goes out now */
-		mv->tsc_connected = rte_get_timer_cycles();
-		MOVE_TRACE(mv, "connected");
+		/* what the source wrote meanwhile (hello, state) goes out now; a move that
+		 * failed meanwhile left its ABORT behind them (conn_release) */
+		if (mv != NULL) {
+			mv->tsc_connected = rte_get_timer_cycles();
+			MOVE_TRACE(mv, "connected");
+		}
 		return;
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
@@ -1260,7 +1239,8 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (mv->step) {
 	case SRC_EXPORT: {
-		/* steps for EXPORT_TICK_US; then the loop writes the stream, watches the ring */
+		/* steps for 1/EXPORT_TICKS_PER_S s; then the loop writes the stream, watches the
+		 * ring */
 		uint64_t until = rte_get_timer_cycles() + rte_get_timer_hz() / EXPORT_TICKS_PER_S;
 
 		do

@@ -148,15 +148,6 @@ send_frame(struct sb_call *call, const uint8_t *payload, size_t len, bool more)
 	return 0;
 }
 
-void
-sb_call_flush(struct sb_call *call)
-{
-	/* what the socket does not take now stays queued for the bufferevent */
-	if (call->conn != NULL)
-		evbuffer_write(bufferevent_get_output(call->conn->bev),
-			       bufferevent_getfd(call->conn->bev));
-}
-
 int
 sb_reply_payload(struct sb_call *call, const uint8_t *payload, size_t len, bool more)
 {

@@ -285,7 +285,7 @@ nat_multi_put(struct mbx_nf_ctx *c, const struct mbx_flow_key *key, const uint8_
 			/* all or nothing: give back what this call took */
 			nat_host_trim(nat->pool, c->priv, host);
 			if (rc == -EBUSY)
-				mbx_nf_refuse(c, rc, "port block %u is another host's here",
+				mbx_nf_refuse(c, rc, "port block %u is taken here",
 					      m->blocks[i]->first_port);
 			goto out;
 		}

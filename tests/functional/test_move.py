@@ -273,6 +273,19 @@ def case_failures(tmp):
               "B undid the import it had acknowledged (the source aborted)")
         check(moved_flows(a, group_filter(1)) == 48, "A holds group 1's 48 flows again")
 
+        # no room for the REDIRECT rule (A's workers hold 16 rules): the move fails
+        # while A still connects; its hello goes out with the ABORT behind it
+        rules = [a.enable_events("src=10.99.%d.0/24" % i, "buffer") for i in range(16)]
+        rc, s, err = t.move(group_filter(3), "lf,op")
+        check(rc != 0 and "at most 16 rules" in err,
+              "no room for the REDIRECT rule: the move fails: " + err.strip().splitlines()[-1])
+        mbxrun.wait_until(lambda: t.procs["B"].output().count("the source took the flows back")
+                          >= 2, what="B to read the second abort")
+        for r in rules:
+            a.disable_events(rule_id=r)
+        check(moved_flows(a, group_filter(3)) == 48 and moved_flows(b, group_filter(3)) == 0,
+              "A, still up, holds group 3's 48 flows; B none")
+
         # the destination dies mid-move: A takes its flows back
         mv = StartMove(t.addr["A"], 1003, group_filter(2), expect_frozen(t, b, 1003, 2))
         mv.wait_phase("REDIRECTING")
