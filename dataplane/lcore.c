@@ -637,6 +637,7 @@ mbx_worker_create(struct mbx_dp *dp, uint16_t id, int socket)
 		x->state_off = c->nf[i].state_off;
 		x->worker = id;
 		x->nb_workers = dp->nb_workers;
+		x->why = w->nf_why;
 		if (c->nf[i].ops->worker_init == NULL)
 			continue;
 		rte_errno = 0;

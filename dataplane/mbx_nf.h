@@ -70,8 +70,11 @@ struct mbx_nf_ctx {
 	uint16_t worker;	 /**< this worker's index, 0..nb_workers-1 */
 	uint16_t nb_workers;
 	uint64_t now; /**< TSC cycle at the start of the current burst */
-	char why[96]; /**< why a put was refused, in words: mbx_nf_refuse() */
+	char *why;    /**< MBX_NF_WHY_LEN bytes for mbx_nf_refuse(), or NULL */
 };
+
+/** Room for a put's refusal in words (mbx_nf_refuse()). */
+#define MBX_NF_WHY_LEN 96
 
 /**
  * Refuse a flow_put() or multi_put() with a reason in words, which the

@@ -95,7 +95,7 @@ struct mbx_import {
 	uint32_t done;		     /**< records installed (and undo entries) */
 	struct mbx_flow_key bad_key; /**< the record that failed */
 	uint16_t bad_nf;
-	char why[96]; /**< why, in words; empty: the errno says it */
+	char why[MBX_NF_WHY_LEN]; /**< why, in words; empty: the errno says it */
 };
 
 /**

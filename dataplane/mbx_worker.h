@@ -160,6 +160,7 @@ struct mbx_worker {
 	uint64_t now;
 	uint64_t *nf_counters; /**< chain.nb_counters */
 	struct mbx_nf_ctx nf[MBX_CHAIN_MAX];
+	char nf_why[MBX_NF_WHY_LEN]; /**< a put's refusal, shared by nf[] (one put at a time) */
 	struct mbx_txbuf tx[MBX_MAX_PORTS];
 	/* flows created in the current burst, to finish or undo after the chain */
 	struct mbx_flow *new_flows[MBX_BURST];

@@ -23,8 +23,10 @@ mbx_nf_refuse(struct mbx_nf_ctx *c, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (c->why == NULL)
+		return rc;
 	va_start(ap, fmt);
-	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	vsnprintf(c->why, MBX_NF_WHY_LEN, fmt, ap);
 	va_end(ap);
 	return rc;
 }

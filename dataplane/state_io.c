@@ -282,7 +282,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 		u->scope = r->scope;
 		u->key = r->key;
 		u->created = 0;
-		w->nf[r->nf].why[0] = '\0';
+		w->nf_why[0] = '\0';
 		if (r->scope == MBX_SCOPE_PER_FLOW)
 			rc = import_flow(w, r, u, now);
 		else if (e->ops->multi_put != NULL)
@@ -294,7 +294,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 
 			im->bad_key = r->key;
 			im->bad_nf = r->nf;
-			snprintf(im->why, sizeof(im->why), "%s", w->nf[r->nf].why);
+			snprintf(im->why, sizeof(im->why), "%s", w->nf_why);
 			mbx_state_undo(w, &ur);
 			im->done = 0;
 			return rc;
