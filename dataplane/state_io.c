@@ -269,6 +269,7 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 
 	im->done = 0;
 	im->why[0] = '\0';
+	w->nf_why[0] = '\0'; /* the first refusal ends the slice */
 	for (r = (const void *)im->recs; (const uint8_t *)r < end; r = mbx_state_rec_next(r)) {
 		struct mbx_undo *u = &im->undo[im->done];
 		const struct mbx_chain_nf *e = &w->dp->chain.nf[r->nf];
@@ -282,7 +283,6 @@ mbx_state_import(struct mbx_worker *w, void *arg)
 		u->scope = r->scope;
 		u->key = r->key;
 		u->created = 0;
-		w->nf_why[0] = '\0';
 		if (r->scope == MBX_SCOPE_PER_FLOW)
 			rc = import_flow(w, r, u, now);
 		else if (e->ops->multi_put != NULL)

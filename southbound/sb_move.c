@@ -1101,10 +1101,10 @@ src_export_step(struct move *mv)
 		struct mbx_worker *w = dp->workers[mv->worker];
 		struct export_first ef = {.x = &mv->x};
 
-		for (int nf = 0; nf < dp->chain.n; nf++)
+		/* each worker's multi-flow pieces (a NAT host's ports) precede its flows */
+		for (int nf = 0; !mv->multi_sent && nf < dp->chain.n; nf++)
 			if (moves_scope(nf, MBX_SCOPE_MULTI_FLOW))
 				ef.multi |= 1u << nf;
-		/* each worker's multi-flow pieces (a NAT host's ports) precede its flows */
 		rc = !mv->multi_sent ? mbx_ctrl_call(w, export_first, &ef)
 				     : mbx_ctrl_call(w, mbx_state_export_slice, &mv->x);
 		if (rc < 0)
