@@ -42,7 +42,6 @@
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_ring.h>
-#include <rte_pause.h>
 
 #include "mbx/v1/move.pb-c.h"
 #include "mbx_ctrl.h"
@@ -729,7 +728,7 @@ dst_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		MOVE_TRACE(mv, "end");
 		/* every redirected packet is with its worker before the held ones are released */
 		while (dst_inject_pending(mv) > 0 && rte_get_timer_cycles() < deadline)
-			rte_pause();
+			rte_delay_us_sleep(10); /* the workers drain their rings */
 		mv->dropped += mv->pend_tail - mv->pend_head;
 		mv->ended = true;
 		dst_release(mv);

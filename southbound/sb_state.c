@@ -20,13 +20,13 @@
  * the same bytes protobuf-c would write. No allocation per chunk.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <rte_cycles.h>
 #include <rte_pause.h>
 
 #include "mbx/v1/state.pb-c.h"
@@ -161,7 +161,7 @@ sb_ctrl_wait(struct sb_ctrl *c)
 		if (++spins < 2048)
 			rte_pause();
 		else
-			sched_yield();
+			rte_delay_us_sleep(10); /* sched_yield() may not give up the CPU */
 	}
 }
 
