@@ -28,6 +28,7 @@
 #include "mbx_ctrl_plane.h"
 #include "mbx_frame.h"
 #include "mbx_options.h"
+#include "mbx_port.h"
 #include "mbx_sb.h"
 #include "mbx_stats.h"
 
@@ -38,6 +39,7 @@ RTE_LOG_REGISTER(sb_logtype, user.mbx.southbound, NOTICE);
 #define OUT_LOW	  (1u << 20)
 #define TOKEN_MAX 256
 #define PUMP_US	  1000
+#define LINKS_US  10000 /* links watched (mbx_ports_watch) */
 
 struct sb_conn;
 
@@ -564,12 +566,20 @@ on_pump(evutil_socket_t fd, short what, void *arg)
 	mbx_chain_poll(&sb.dp->chain);
 }
 
+static void
+on_links(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	mbx_ports_watch(arg);
+}
+
 static int
 sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 {
-	struct event *sigint, *sigterm, *stats = NULL, *pump;
+	struct event *sigint, *sigterm, *stats = NULL, *pump, *links;
 	struct event_config *cfg;
-	struct timeval pump_tv = {.tv_usec = PUMP_US};
+	struct timeval pump_tv = {.tv_usec = PUMP_US}, links_tv = {.tv_usec = LINKS_US};
 	struct sb_conn *c;
 	int rc = 0;
 
@@ -603,6 +613,8 @@ sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	event_add(pump, &pump_tv);
+	links = event_new(sb.base, -1, EV_PERSIST, on_links, dp);
+	event_add(links, &links_tv);
 	if (o->stats_interval > 0) {
 		struct timeval tv = {.tv_sec = o->stats_interval};
 
@@ -622,6 +634,7 @@ sb_run(struct mbx_dp *dp, const struct mbx_options *o)
 	if (stats != NULL)
 		event_free(stats);
 	event_free(pump);
+	event_free(links);
 	event_free(sigint);
 	event_free(sigterm);
 	event_base_free(sb.base);
