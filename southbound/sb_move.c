@@ -64,7 +64,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define SLICE_SLOTS	   (1u << 20) /* table slots per export slice (a bitmap walk) */
 #define SLICE_FLOWS	   2048	      /* flows per export slice */
 #define PKTS_PER_FRAME	   256
-#define DEFAULT_LIMIT	   65536
+#define DEFAULT_LIMIT	   65536u
 #define DEFAULT_TIMEOUT_MS 10000
 #define SRC_IDLE_US	   100	/* its poll of an empty redirect ring, without an eventfd */
 #define ROLLBACK_SLACK	   4096 /* packets of a rolled-back filter arriving meanwhile */
@@ -1438,7 +1438,7 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 	int salen = sizeof(ss), err;
 	struct bufferevent *bev;
 	const char *why = NULL;
-	uint32_t limit;
+	uint32_t limit, room;
 	char name[RTE_RING_NAMESIZE];
 	struct move *mv;
 
@@ -1466,22 +1466,22 @@ start_move(struct sb_call *call, const uint8_t *payload, size_t len)
 	mv->x.max_flows = SLICE_FLOWS;
 	mv->x.cap = STATE_BYTES;
 	mv->x.buf = malloc(STATE_BYTES);
-	limit = req->redirect_limit ? req->redirect_limit : DEFAULT_LIMIT;
-	mbx__v1__start_move_request__free_unpacked(req, NULL);
 	/*
 	 * The buffer holds packet buffers of the pool RX takes from: it may use
 	 * half of what is free, never so many that RX starves and every flow,
-	 * moved or not, loses packets. Beyond, the move fails (ENOBUFS).
+	 * moved or not, loses packets. Beyond, the move fails (ENOBUFS). Only a
+	 * limit the caller asked for is worth a warning when it is cut.
 	 */
-	if (limit > rte_mempool_avail_count(sb_dp()->mp) / 2) {
-		uint32_t room = RTE_MAX(rte_mempool_avail_count(sb_dp()->mp) / 2, 1u);
-
+	room = RTE_MAX(rte_mempool_avail_count(sb_dp()->mp) / 2, 1u);
+	limit = req->redirect_limit ? req->redirect_limit : RTE_MIN(DEFAULT_LIMIT, room);
+	if (limit > room) {
 		MOVE_LOG(WARNING,
 			 "move %" PRIu64 ": redirect buffer of %u packets cut to %u, half the free "
 			 "packet buffers (more with --mbufs)",
 			 mv->id, limit, room);
 		limit = room;
 	}
+	mbx__v1__start_move_request__free_unpacked(req, NULL);
 	snprintf(name, sizeof(name), "mbx_mv_%" PRIu64, ++mv_g.seq);
 	mv->rt.ring =
 		rte_ring_create(name, limit, rte_socket_id(), RING_F_SC_DEQ | RING_F_EXACT_SZ);
