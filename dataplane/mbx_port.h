@@ -30,8 +30,7 @@ int mbx_ports_init(struct mbx_dp *dp, struct rte_mempool *mp);
 /**
  * Main lcore, periodically: log each port's link going up or down, and when
  * one came up, back the packet memory it shares with its peer (a memif
- * region) with pages now rather than one page fault at a time as the first
- * packets touch it.
+ * region) with pages now, not at its first packets (mbx_memif.h).
  */
 void mbx_ports_watch(const struct mbx_dp *dp);
 

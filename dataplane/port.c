@@ -2,16 +2,15 @@
 /* Port set-up and queue assignment: see mbx_port.h. */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_errno.h>
 
 #include "mbx_log.h"
+#include "mbx_memif.h"
 #include "mbx_port.h"
 
 static int
@@ -145,45 +144,6 @@ mbx_ports_init(struct mbx_dp *dp, struct rte_mempool *mp)
 	return 0;
 }
 
-/*
- * A memif region is a memfd that both ends map when the link comes up.
- * Without hugepages its pages come one page fault at a time as packets first
- * touch them: two packet buffers a page, some 2000 faults before a 4096-slot
- * ring runs warm, each of them slow in a VM. A port that has carried nothing
- * yet, such as a move's destination's, would make its first flows wait
- * milliseconds. MADV_POPULATE_WRITE backs every page now without changing a
- * byte the peer wrote.
- */
-static void
-populate_memif_regions(void)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	uint64_t t0 = rte_get_timer_cycles(), bytes = 0;
-	char line[PATH_MAX + 128];
-
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		uintptr_t lo, hi;
-
-		if (strstr(line, "/memfd:memif_region") == NULL ||
-		    sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) != 2)
-			continue;
-		if (madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) < 0) {
-			MBX_LOG(WARNING, port,
-				"memif region at %#" PRIxPTR ": %s; its pages come at first touch",
-				lo, strerror(errno));
-			continue;
-		}
-		bytes += hi - lo;
-	}
-	fclose(f);
-	if (bytes > 0)
-		MBX_LOG(INFO, port, "memif packet memory backed: %" PRIu64 " MiB in %.1f ms",
-			bytes >> 20,
-			(double)(rte_get_timer_cycles() - t0) * 1e3 / rte_get_timer_hz());
-}
-
 void
 mbx_ports_watch(const struct mbx_dp *dp)
 {
@@ -200,8 +160,20 @@ mbx_ports_watch(const struct mbx_dp *dp)
 		came_up |= up[port];
 		MBX_LOG(NOTICE, port, "port %u: link %s", port, up[port] ? "up" : "down");
 	}
-	if (came_up)
-		populate_memif_regions();
+	if (came_up) {
+		uint64_t t0 = rte_get_timer_cycles();
+		int64_t bytes = mbx_memif_populate();
+
+		if (bytes < 0)
+			MBX_LOG(WARNING, port,
+				"memif packet memory: %s; its pages come at first touch",
+				strerror((int)-bytes));
+		else if (bytes > 0)
+			MBX_LOG(INFO, port,
+				"memif packet memory backed: %" PRId64 " MiB in %.1f ms",
+				bytes >> 20,
+				(double)(rte_get_timer_cycles() - t0) * 1e3 / rte_get_timer_hz());
+	}
 }
 
 void

@@ -327,6 +327,20 @@ def expect_frozen(t, b, move_id, g):
     return peer
 
 
+def memif_regions(pid):
+    """[size, resident] in kB of each memif region process @pid maps (its smaps)."""
+    regions, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if line.split(None, 1)[0].count("-") == 1 and ":" not in line.split(None, 1)[0]:
+                cur = [0, 0] if "/memfd:memif_region" in line else None
+                if cur is not None:
+                    regions.append(cur)
+            elif cur is not None and line.startswith(("Size:", "Rss:")):
+                cur[line.startswith("Rss:")] = int(line.split()[1])
+    return regions
+
+
 def case_order(tmp):
     """The old path holds packets when the route changes: A is frozen for 50 ms before
     and 50 ms after the reroute, so packets queue in front of it while newer ones reach
@@ -336,6 +350,15 @@ def case_order(tmp):
     with topo.Topology(tmp, nf="nat", workers=(1, 2)) as t:
         t.start_gen(flows=384, rate=8000, duration=6, hosts=HOSTS)
         t.wait_flows("A", 384)
+        # B has carried nothing yet; its links' packet memory is backed all the same
+        deadline = time.monotonic() + 5
+        while True:
+            regions = memif_regions(t.procs["B"].p.pid)
+            if (regions and all(r == s for s, r in regions)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        check(len(regions) == 2 and all(r == s for s, r in regions),
+              "B's memif regions are resident before any packet: %s (size, rss kB)" % regions)
         a_pid = t.procs["A"].p.pid
         b, steer = t.client("B"), t.client("S")
         for g, guarantee in ((0, "lf,op"), (1, "lf")):

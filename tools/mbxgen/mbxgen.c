@@ -32,6 +32,7 @@
 #include <rte_telemetry.h>
 
 #include "gen.h"
+#include "mbx_memif.h"
 
 #define NB_RXD 1024
 #define NB_TXD 1024
@@ -250,6 +251,7 @@ main(int argc, char **argv)
 	struct mbxgen_run run;
 	struct mbxgen *g;
 	unsigned int nb_mbufs;
+	int64_t backed;
 	int rc;
 
 	prog_name = argv[0];
@@ -325,6 +327,11 @@ main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	/* a receiver that faults its way through a link's first packets falls behind */
+	backed = mbx_memif_populate();
+	if (backed < 0)
+		GEN_LOG(WARNING, "memif packet memory not backed up front: %s",
+			strerror((int)-backed));
 
 	g->start_tsc = rte_rdtsc();
 	memset(&run, 0, sizeof(run));
