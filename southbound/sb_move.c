@@ -10,8 +10,8 @@
  * the flows -- onto the peer stream, keeping the flows; wait until the
  * destination installed it (STATE_SENT: the controller reroutes now); delete
  * the exported flows while streaming the ring in order; once every worker
- * has met the move's marker and the flows are gone, send END; on the
- * destination's last ack, the move is DONE. Until the destination
+ * has met the move's marker, send END; once the destination acknowledged it
+ * and the flows are gone here (the rule stays until then), the move is DONE. Until the destination
  * acknowledged the state, any failure rolls back: the flows are still here,
  * and the held packets go back to their workers, in order.
  *
@@ -117,6 +117,7 @@ struct move {
 	size_t scratch_cap;
 	struct mbx_export del; /* deleting the exported flows, after the acknowledgement */
 	bool deleting;
+	bool end_acked; /* the destination took the END while the flows were still being deleted */
 	uint16_t marker_count;
 	uint64_t markers_seen[RTE_MAX_LCORE]; /* bit per marker index, per worker */
 	uint32_t workers_marked;
@@ -803,8 +804,9 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	}
 	if (ack->end && mv->step == SRC_WAIT_END) {
 		mv->buffered = ack->buffered;
-		mv->tsc_end = rte_get_timer_cycles();
-		src_finish(mv, 0, NULL);
+		mv->end_acked = true;
+		if (!mv->deleting)
+			src_finish(mv, 0, NULL);
 		return;
 	}
 	src_finish(mv, EPROTO, "acknowledgement out of turn");
@@ -942,6 +944,8 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	c->busy = true;
 	if (mv != NULL && mv->role == ROLE_DST)
 		dst_finish(mv, "the source closed the peer stream before the end");
+	else if (mv != NULL && mv->end_acked)
+		src_finish(mv, 0, NULL); /* the destination is done; the deletion ends now */
 	else if (mv != NULL)
 		src_finish(
 			mv, ECONNRESET,
@@ -1260,16 +1264,18 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 			mv->tsc_marked = rte_get_timer_cycles();
 			report(mv, MBX__V1__MOVE_PHASE__MOVE_PHASE_MARKED, false, 0, NULL);
 		}
-		if (mv->deleting && !src_delete_step(mv)) {
-			src_again(mv, 0); /* the ring streams between the slices */
-			return;
-		}
-		/* copies end with the state; moves when the old path is empty (the marker)
-		 * and the flows are gone here: stopping to drop or redirect sooner would let
-		 * a late packet of a moved flow start new state here */
+		/* copies end with the state, moves when the old path is empty (the marker);
+		 * the rule stays until the flows are gone here, so that a late packet of a
+		 * moved flow cannot start new state here (it is dropped, counted) */
 		if (mv->copy || mv->workers_marked == all) {
 			src_stream_step(mv); /* what the workers put behind their tokens */
 			src_send_end(mv);
+			if (mv->deleting)
+				src_again(mv, 0);
+			return;
+		}
+		if (mv->deleting && !src_delete_step(mv)) {
+			src_again(mv, 0); /* the ring streams between the slices */
 			return;
 		}
 		/* an empty ring: wait until the workers put something on it (src_woken) */
@@ -1277,6 +1283,13 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		src_again(mv, !rte_ring_empty(mv->rt.ring) ? 0
 			      : mv->woken != NULL	   ? SRC_WAIT_US
 							   : SRC_IDLE_US);
+		return;
+	case SRC_WAIT_END:
+		/* END is out; the moved flows go on being deleted here meanwhile */
+		if (mv->deleting && !src_delete_step(mv))
+			src_again(mv, 0);
+		else if (mv->end_acked)
+			src_finish(mv, 0, NULL);
 		return;
 	default:
 		return;
