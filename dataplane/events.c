@@ -68,6 +68,11 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 		bool hit = d->id != 0 ? r->id == d->id
 				      : memcmp(&r->filter, &d->filter, sizeof(d->filter)) == 0;
 
+		if (hit) {
+			/* counted once: a rule that holds on counts afresh */
+			d->overflow += r->overflow;
+			r->overflow = 0;
+		}
 		if (!hit) {
 			w->ev.rules[k++] = *r;
 		} else if (r->buf == NULL) {
@@ -98,8 +103,8 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 	return 0;
 }
 
-static const struct mbx_event_rule *
-match(const struct mbx_events *ev, const struct mbx_flow_key *orig, const struct mbx_flow_key *k)
+static struct mbx_event_rule *
+match(struct mbx_events *ev, const struct mbx_flow_key *orig, const struct mbx_flow_key *k)
 {
 	struct mbx_flow_key rev;
 
@@ -129,7 +134,7 @@ mbx_events_apply(struct mbx_worker *w, struct rte_mbuf **pkts, struct mbx_flow *
 		struct rte_mbuf *m = pkts[i], *copy;
 		const struct mbx_flow_key *orig =
 			flows[i] != NULL ? &mbx_flow_keys(w->table, flows[i])[0] : NULL;
-		const struct mbx_event_rule *r;
+		struct mbx_event_rule *r;
 
 		/* a move's redirected packets are what the rules wait for: let them by */
 		if (m->ol_flags & mbx_flag_redirected)
@@ -145,6 +150,7 @@ mbx_events_apply(struct mbx_worker *w, struct rte_mbuf **pkts, struct mbx_flow *
 		case MBX_ACTION_BUFFER:
 			if (rte_ring_sp_enqueue(r->buf, m) != 0) {
 				rte_pktmbuf_free(m);
+				r->overflow++;
 				w->stats[MBX_WSTAT_EV_OVERFLOW]++;
 			} else {
 				w->stats[MBX_WSTAT_EV_BUFFERED]++;

@@ -57,6 +57,7 @@ struct mbx_event_rule {
 	uint8_t action; /**< enum mbx_action */
 	struct mbx_filter filter;
 	struct rte_ring *buf;	  /**< BUFFER: SP/SC ring of held packets */
+	uint64_t overflow;	  /**< BUFFER: packets dropped because buf was full */
 	mbx_redirect_fn redirect; /**< REDIRECT */
 	void *redirect_arg;
 };
@@ -86,6 +87,7 @@ struct mbx_event_disable {
 	/* out */
 	uint64_t released;
 	uint64_t dropped;
+	uint64_t overflow; /**< what the removed rules' full buffers dropped while they held */
 	uint32_t rules;
 	struct rte_ring *bufs[MBX_EVENT_RULES_MAX]; /**< removed rules' rings, to free */
 	uint16_t nb_bufs;

@@ -191,11 +191,13 @@ uint32_t sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit,
  * every worker, processing (or with @p drop, dropping) what it held, in
  * order, RELEASE_SLICE packets per request: a worker with much to release
  * goes on holding what comes meanwhile, behind it, and serves its queues
- * between two slices. Returns when nothing is held any more.
+ * between two slices. Returns when nothing is held any more. @p released,
+ * @p dropped and @p overflow (each may be NULL): packets processed, dropped on
+ * release, and dropped while held because the buffer was full.
  * @return rules removed.
  */
 uint32_t sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,
-			uint64_t *dropped);
+			uint64_t *dropped, uint64_t *overflow);
 
 /** The moves' peer listener (sb_move.c), on @p addr (NULL: 127.0.0.1, any port). */
 int sb_move_init(const char *addr);

@@ -87,7 +87,7 @@ sb_rule_add(uint8_t action, const struct mbx_filter *f, uint32_t limit, mbx_redi
 
 uint32_t
 sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *released,
-	       uint64_t *dropped)
+	       uint64_t *dropped, uint64_t *overflow)
 {
 	struct mbx_dp *dp = sb_dp();
 	struct mbx_event_disable d;
@@ -112,6 +112,8 @@ sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *rel
 		*released = d.released;
 	if (dropped != NULL)
 		*dropped = d.dropped;
+	if (overflow != NULL)
+		*overflow = d.overflow;
 	return d.rules / dp->nb_workers;
 }
 
@@ -171,7 +173,8 @@ disable_events(struct sb_call *call, const uint8_t *payload, size_t len)
 	mbx__v1__disable_events_request__free_unpacked(req, NULL);
 	if (rc < 0)
 		return sb_reply_error(call, EINVAL, "bad filter");
-	r.rules = sb_rule_remove(id, id != 0 ? NULL : &f, drop, &r.released, &r.dropped);
+	r.rules =
+		sb_rule_remove(id, id != 0 ? NULL : &f, drop, &r.released, &r.dropped, &r.overflow);
 	if (r.rules == 0)
 		return sb_reply_error(call, ENOENT, "no such rule");
 	r.status = &st;

@@ -281,6 +281,7 @@ send_ack(struct move *mv, int err, const char *why, bool end)
 	ack.status = &st;
 	ack.end = end;
 	ack.buffered = mv->buffered;
+	ack.dropped = mv->dropped;
 	m.move_id = mv->id;
 	m.body_case = MBX__V1__PEER_MESSAGE__BODY_ACK;
 	m.ack = &ack;
@@ -370,7 +371,7 @@ src_teardown(struct move *mv)
 		mbx_move_rt_del(&mv->rt); /* markers of this move are no longer looked for */
 	/* once every worker answered a request after this, none holds the rule or the move */
 	if (mv->rule != 0)
-		sb_rule_remove(mv->rule, NULL, true, NULL, NULL);
+		sb_rule_remove(mv->rule, NULL, true, NULL, NULL, NULL);
 	else if (mv->rt_added)
 		mbx_ctrl_park_all(sb_dp(), noop_parked, NULL);
 	mv->rule = 0;
@@ -466,7 +467,7 @@ src_rollback(struct move *mv)
 	}
 	mbx_ctrl_park_all(dp, rollback_parked, &rb);
 	/* the rings go with the rule: its release processes them, then frees them */
-	sb_rule_remove(mv->rule, NULL, false, NULL, NULL);
+	sb_rule_remove(mv->rule, NULL, false, NULL, NULL, NULL);
 	mv->rule = 0;
 }
 
@@ -540,12 +541,13 @@ src_finish(struct move *mv, int err, const char *why)
 static void
 dst_release(struct move *mv)
 {
-	uint64_t released = 0;
+	uint64_t released = 0, overflow = 0;
 
 	if (mv->buffer_rule == 0)
 		return;
-	sb_rule_remove(mv->buffer_rule, NULL, false, &released, NULL);
+	sb_rule_remove(mv->buffer_rule, NULL, false, &released, NULL, &overflow);
 	mv->buffered += released;
+	mv->dropped += overflow; /* the buffer was full: reported to the source in the END's ack */
 	mv->buffer_rule = 0;
 }
 
@@ -804,6 +806,7 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 	}
 	if (ack->end && mv->step == SRC_WAIT_END) {
 		mv->buffered = ack->buffered;
+		mv->dropped += ack->dropped;
 		mv->end_acked = true;
 		if (!mv->deleting)
 			src_finish(mv, 0, NULL);

@@ -393,18 +393,21 @@ def case_order(tmp):
           "lf: group 1 lost nothing, and was reordered as lf allows: " + show(r))
 
 
-def case_hold(tmp):
+def case_hold(tmp, limit=0):
     """B holds more packets than a worker releases per request (4096, sb_events.c): A is
     frozen for 1.5 s after the reroute, so ~7500 packets of group 0 wait at B for the
     END. B releases them in slices while newer ones keep coming; lf,op must keep every
-    flow in order, and nothing of the group may be lost."""
+    flow in order, and nothing of the group may be lost. With @limit, B's buffer holds
+    that many packets per worker: what it drops must be in the move's summary."""
     with topo.Topology(tmp, nf="nat", workers=(1, 2)) as t:
         t.start_gen(flows=384, rate=40000, duration=6, hosts=HOSTS)
         t.wait_flows("A", 384)
         a_pid = t.procs["A"].p.pid
         b, steer = t.client("B"), t.client("S")
         time.sleep(0.3)
-        peer = expect(b, 5000, group_filter(0))
+        peer = b.call("/mbx.v1.Move/ExpectMove", move_id=5000,
+                      filter=mbx.parse_filter(group_filter(0)),
+                      guarantee=GUARANTEE["lf,op"], buffer_limit=limit).peer_addr
         mv = StartMove(t.addr["A"], 5000, group_filter(0), peer)
         check(mv.wait_phase("STATE_SENT"), "lf,op move of group 0: the state is at B")
         os.kill(a_pid, signal.SIGSTOP)
@@ -416,13 +419,21 @@ def case_hold(tmp):
             os.kill(a_pid, signal.SIGCONT)
         mv.join(30)
         held = mv.summary.buffered if mv.summary else -1
-        check(mv.summary is not None and mv.status.code == 0 and held > 4096,
-              "the move is done with %d packets held at B (more than one slice)" % held)
+        dropped = mv.summary.dropped if mv.summary else -1
+        check(mv.summary is not None and mv.status.code == 0 and
+              held > (2 * limit - 1 if limit else 4096),
+              "the move is done with %d packets held at B, %d dropped" % (held, dropped))
         b.close()
         steer.close()
         report = t.gen_report()
     print("mbxgen: " + topo.verdict(report))
     r = totals(report, {0})
+    if limit:
+        check(r["duplicated"] == r["reordered"] == r["rewrite_changes"] == 0 and
+              r["lost"] > 0 and dropped == r["lost"],
+              "B's full buffer dropped %d, the summary says %d: %s" % (r["lost"], dropped,
+                                                                       show(r)))
+        return
     check(r["lost"] == r["duplicated"] == r["reordered"] == r["rewrite_changes"] == 0 and
           r["ports"] == [1, 2], "group 0 in order, nothing lost: " + show(r))
 
@@ -459,7 +470,8 @@ def case_src_dies(tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", required=True,
-                    choices=["guarantees", "order", "hold", "failures", "src-dies"])
+                    choices=["guarantees", "order", "hold", "hold-overflow", "failures",
+                             "src-dies"])
     ap.add_argument("--nf", default="nat")
     ap.add_argument("--workers", default="1,1", help="A,B")
     args = ap.parse_args()
@@ -471,6 +483,8 @@ def main():
             case_order(tmp)
         elif args.case == "hold":
             case_hold(tmp)
+        elif args.case == "hold-overflow":
+            case_hold(tmp, limit=1500)
         elif args.case == "failures":
             case_failures(tmp)
         else:
