@@ -1233,7 +1233,8 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		char why[128];
 
 		snprintf(why, sizeof(why),
-			 "the redirect buffer filled (%" PRIu64 " packets dropped); rolled back",
+			 "the redirect buffer filled (%" PRIu64
+			 " packets dropped so far); rolled back",
 			 (uint64_t)atomic_load(&mv->rt.overflow));
 		src_finish(mv, ENOBUFS, why);
 		return;
