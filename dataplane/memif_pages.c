@@ -9,6 +9,10 @@
 
 #include "mbx_memif.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 int64_t
 mbx_memif_populate(void)
 {

@@ -446,6 +446,7 @@ src_rollback(struct move *mv)
 	/* all the ring may hold by the time the workers park, and what comes meanwhile */
 	unsigned int cap = rte_ring_get_capacity(mv->rt.ring) + ROLLBACK_SLACK;
 	char name[RTE_RING_NAMESIZE];
+	uint64_t overflow = 0;
 	uint16_t w;
 
 	if (mv->rule == 0)
@@ -467,7 +468,8 @@ src_rollback(struct move *mv)
 	}
 	mbx_ctrl_park_all(dp, rollback_parked, &rb);
 	/* the rings go with the rule: its release processes them, then frees them */
-	sb_rule_remove(mv->rule, NULL, false, NULL, NULL, NULL);
+	sb_rule_remove(mv->rule, NULL, false, NULL, NULL, &overflow);
+	mv->dropped += overflow; /* what came meanwhile and found them full */
 	mv->rule = 0;
 }
 
@@ -808,6 +810,7 @@ src_on_message(struct move *mv, const Mbx__V1__PeerMessage *m)
 		mv->buffered = ack->buffered;
 		mv->dropped += ack->dropped;
 		mv->end_acked = true;
+		event_del(mv->deadline); /* the flows are the destination's: nothing can fail now */
 		if (!mv->deleting)
 			src_finish(mv, 0, NULL);
 		return;
@@ -947,9 +950,13 @@ on_peer_event(struct bufferevent *bev, short what, void *arg)
 	c->busy = true;
 	if (mv != NULL && mv->role == ROLE_DST)
 		dst_finish(mv, "the source closed the peer stream before the end");
-	else if (mv != NULL && mv->end_acked)
-		src_finish(mv, 0, NULL); /* the destination is done; the deletion ends now */
-	else if (mv != NULL)
+	else if (mv != NULL && mv->end_acked) {
+		/* the destination is done with the stream; the deletion goes on without it */
+		mv->conn = NULL;
+		c->mv = NULL;
+		if (!mv->deleting)
+			src_finish(mv, 0, NULL);
+	} else if (mv != NULL)
 		src_finish(
 			mv, ECONNRESET,
 			mv->tsc_connected == 0 ? "the destination is unreachable"
@@ -1227,6 +1234,15 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	atomic_store_explicit(&mv->rt.wake.asleep, false, memory_order_relaxed);
+	if (mv->step == SRC_WAIT_END) {
+		/* END is out (the stream may be closed already); the moved flows go on
+		 * being deleted here, a slice per turn of the loop */
+		if (mv->deleting && !src_delete_step(mv))
+			src_again(mv, 0);
+		else if (mv->end_acked)
+			src_finish(mv, 0, NULL);
+		return;
+	}
 	if (mv->conn == NULL)
 		return;
 	if (atomic_load(&mv->rt.overflow) > 0 && mv->step <= SRC_WAIT_STATE) {
@@ -1287,13 +1303,6 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		src_again(mv, !rte_ring_empty(mv->rt.ring) ? 0
 			      : mv->woken != NULL	   ? SRC_WAIT_US
 							   : SRC_IDLE_US);
-		return;
-	case SRC_WAIT_END:
-		/* END is out; the moved flows go on being deleted here meanwhile */
-		if (mv->deleting && !src_delete_step(mv))
-			src_again(mv, 0);
-		else if (mv->end_acked)
-			src_finish(mv, 0, NULL);
 		return;
 	default:
 		return;
@@ -1581,7 +1590,9 @@ sb_move_fini(void)
 
 		if (mv == NULL)
 			continue;
-		if (mv->role == ROLE_SRC)
+		if (mv->role == ROLE_SRC && mv->end_acked)
+			src_finish(mv, 0, NULL); /* done but for deleting its copies */
+		else if (mv->role == ROLE_SRC)
 			src_finish(mv, ECANCELED, "mbxd is stopping");
 		else
 			dst_finish(mv, "mbxd is stopping");
