@@ -64,6 +64,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define SLICE_SLOTS	   (1u << 20) /* table slots per export slice (a bitmap walk) */
 #define SLICE_FLOWS	   2048	      /* flows per export slice */
 #define PKTS_PER_FRAME	   256
+#define STREAM_FRAMES	   256 /* frames of the ring per turn of the loop, at most */
 #define DEFAULT_LIMIT	   65536u
 #define DEFAULT_TIMEOUT_MS 10000
 #define SRC_IDLE_US	   100	/* its poll of an empty redirect ring, without an eventfd */
@@ -1150,8 +1151,9 @@ packet_size(struct rte_mbuf *m)
 	       mbx_wire_uint_size(2, mbx_pkt(m)->in_port);
 }
 
-/* Source, SRC_STREAM: the ring onto the peer stream, markers counted. */
-static void
+/* Source, SRC_STREAM: a frame of the ring onto the peer stream, markers counted.
+ * @return what it took off the ring. */
+static unsigned int
 src_stream_step(struct move *mv)
 {
 	struct mbx_dp *dp = sb_dp();
@@ -1180,7 +1182,7 @@ src_stream_step(struct move *mv)
 		items += mbx_wire_len_size(1, packet_size(held[np++]));
 	}
 	if (np == 0)
-		return;
+		return n;
 	o = peer_msg_begin(mv, MBX__V1__PEER_MESSAGE__BODY_PACKETS, items, &start);
 	for (unsigned int i = 0; o != NULL && i < np; i++) {
 		uint16_t len = rte_pktmbuf_data_len(held[i]);
@@ -1195,6 +1197,7 @@ src_stream_step(struct move *mv)
 	else
 		mv->redirected += np;
 	rte_pktmbuf_free_bulk(held, np);
+	return n;
 }
 
 static void
@@ -1278,7 +1281,11 @@ src_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	case SRC_STREAM:
-		src_stream_step(mv);
+		/* the whole ring before a delete slice: the markers' tokens are behind it */
+		for (int i = 0; i < STREAM_FRAMES && src_stream_step(mv) == PKTS_PER_FRAME &&
+				!peer_congested(mv);
+		     i++)
+			;
 		if (mv->tsc_marked == 0 && mv->workers_marked == all) {
 			MOVE_TRACE(mv, "marked");
 			mv->tsc_marked = rte_get_timer_cycles();
