@@ -68,16 +68,14 @@ mbx_events_disable(struct mbx_worker *w, void *arg)
 		bool hit = d->id != 0 ? r->id == d->id
 				      : memcmp(&r->filter, &d->filter, sizeof(d->filter)) == 0;
 
-		if (hit) {
-			/* counted once: a rule that holds on counts afresh */
-			d->overflow += r->overflow;
-			r->overflow = 0;
-		}
 		if (!hit) {
 			w->ev.rules[k++] = *r;
 		} else if (r->buf == NULL) {
 			d->rules++;
 		} else {
+			/* counted once: a rule that holds on counts afresh */
+			d->overflow += r->overflow;
+			r->overflow = 0;
 			at[nb_held] = k; /* where it goes back if it keeps holding */
 			held[nb_held++] = *r;
 		}

@@ -11,9 +11,10 @@
  * destination installed it (STATE_SENT: the controller reroutes now); delete
  * the exported flows while streaming the ring in order; once every worker
  * has met the move's marker, send END; once the destination acknowledged it
- * and the flows are gone here (the rule stays until then), the move is DONE. Until the destination
- * acknowledged the state, any failure rolls back: the flows are still here,
- * and the held packets go back to their workers, in order.
+ * and the flows are gone here (the rule stays until then), the move is DONE.
+ * Until the destination acknowledged the state, any failure rolls back: the
+ * flows are still here, and the held packets go back to their workers, in
+ * order.
  *
  * Destination (ExpectMove, then the peer stream): hold the filter's packets
  * that arrive directly (a BUFFER rule); install the state as it comes (all
@@ -119,7 +120,7 @@ struct move {
 	size_t scratch_cap;
 	struct mbx_export del; /* deleting the exported flows, after the acknowledgement */
 	bool deleting;
-	bool end_acked; /* the destination took the END while the flows were still being deleted */
+	bool end_acked; /* the destination acknowledged END: the move cannot fail any more */
 	uint16_t marker_count;
 	uint64_t markers_seen[RTE_MAX_LCORE]; /* bit per marker index, per worker */
 	uint32_t workers_marked;
