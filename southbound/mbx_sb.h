@@ -32,6 +32,8 @@
 #include "mbx_flow.h"
 #include "mbx_worker.h"
 
+struct bufferevent;
+
 /** The southbound's log type (user.mbx.southbound) and its log line. */
 extern int sb_logtype;
 #define SB_LOG(level, fmt, ...) \
@@ -59,6 +61,11 @@ struct mbx_dp *sb_dp(void);
 struct event_base *sb_base(void);
 /** Small frames (acks, a move's END) go at once: Nagle off on a TCP socket. */
 void sb_nodelay(int fd);
+/**
+ * Move what @p bev's socket holds, up to @p max bytes, into its input in one
+ * read: libevent 2.1 reads at most 4 KiB per turn of the loop.
+ */
+void sb_read_pending(struct bufferevent *bev, size_t max);
 
 /**
  * Send a response frame of @p call. @p more: further frames follow (a

@@ -909,6 +909,7 @@ on_peer_read(struct bufferevent *bev, void *arg)
 	struct peer_conn *c = arg;
 
 	c->busy = true;
+	sb_read_pending(bev, PEER_IO_MAX);
 	peer_read_frames(c);
 	c->busy = false;
 	/* a move that ended here released c: free it unless output is queued */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,7 +40,8 @@ RTE_LOG_REGISTER(sb_logtype, user.mbx.southbound, NOTICE);
 #define OUT_LOW	  (1u << 20)
 #define TOKEN_MAX 256
 #define PUMP_US	  1000
-#define LINKS_US  10000 /* links watched (mbx_ports_watch) */
+#define LINKS_US  10000	     /* links watched (mbx_ports_watch) */
+#define READ_MAX  (1u << 20) /* bytes of a client read in one turn of the loop */
 
 struct sb_conn;
 
@@ -332,6 +334,7 @@ on_read(struct bufferevent *bev, void *arg)
 	struct sb_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	sb_read_pending(bev, READ_MAX);
 	for (;;) {
 		size_t avail = evbuffer_get_length(in);
 		uint8_t hdr[MBX_FRAME_HDR_LEN];
@@ -392,6 +395,31 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		conn_close(arg, what & BEV_EVENT_EOF ? NULL : "connection error");
+}
+
+void
+sb_read_pending(struct bufferevent *bev, size_t max)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v;
+	int pending = 0;
+	ssize_t n;
+
+	if (ioctl(fd, FIONREAD, &pending) < 0 || pending <= 0)
+		return;
+	if ((size_t)pending > max)
+		pending = (int)max;
+	/* a bufferevent keeps its input's end frozen between its own reads */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, pending, &v, 1) == 1) {
+		/* an error or the end of the stream is the bufferevent's to find on its next read
+		 */
+		n = recv(fd, v.iov_base, (size_t)pending, MSG_DONTWAIT);
+		v.iov_len = n > 0 ? (size_t)n : 0;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
 }
 
 void
