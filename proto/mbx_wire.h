@@ -554,6 +554,37 @@ mbx_wire_status(const uint8_t *buf, size_t len, int32_t *code, const char **msg,
 	return rc;
 }
 
+/**
+ * The payload of an mbx.v1.Envelope (common.proto), in place: what
+ * protobuf-c would copy out, for a stream that needs nothing else of it.
+ * @return 0, or -1 if the envelope is malformed.
+ */
+static inline int
+mbx_wire_envelope_payload(const uint8_t *buf, size_t len, const uint8_t **payload,
+			  size_t *payload_len)
+{
+	/* the wire type of fields 1..5: call_id, method, payload, token, more (a bool, taken
+	 * with any wire type, as protobuf-c does) */
+	static const uint8_t type[] = {MBX_WIRE_VARINT, MBX_WIRE_LEN, MBX_WIRE_LEN, MBX_WIRE_LEN,
+				       0xff};
+	const uint8_t *p = buf, *end = buf + len;
+	struct mbx_wire_field f;
+	int rc;
+
+	*payload = buf;
+	*payload_len = 0;
+	while ((rc = mbx_wire_next(&p, end, &f)) > 0) {
+		if (f.num >= 1 && f.num <= sizeof(type) && f.type != type[f.num - 1] &&
+		    type[f.num - 1] != 0xff)
+			return -1;
+		if (f.num == 3) {
+			*payload = f.data;
+			*payload_len = f.len;
+		}
+	}
+	return rc;
+}
+
 /*
  * mbx.v1.PeerMessage (move.proto), the bulk of a move's peer stream: its
  * body's PeerState chunks and PeerPackets packets read in place.

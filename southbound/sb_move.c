@@ -829,10 +829,9 @@ peer_read_frames(struct peer_conn *c)
 
 	while (!c->closing) {
 		uint8_t hdr[MBX_FRAME_HDR_LEN];
-		size_t avail = evbuffer_get_length(in);
-		Mbx__V1__Envelope *env;
+		size_t avail = evbuffer_get_length(in), len = 0;
+		const uint8_t *frame = NULL, *payload = NULL, *from;
 		Mbx__V1__PeerMessage *m = NULL;
-		const uint8_t *from;
 		struct move *mv;
 		uint32_t body;
 		bool bad;
@@ -844,25 +843,26 @@ peer_read_frames(struct peer_conn *c)
 		n = mbx_frame_peek(hdr, sizeof(hdr), PEER_FRAME_MAX);
 		if (n > 0 && avail < (size_t)n)
 			return;
-		env = n > 0 ? mbx_frame_unpack(evbuffer_pullup(in, n), (size_t)n) : NULL;
 		if (n > 0)
-			evbuffer_drain(in, (size_t)n);
+			frame = evbuffer_pullup(in, n);
 		mv = c->mv;
-		bad = env == NULL ||
-		      mbx_wire_peer_body(env->payload.data, env->payload.len, &body, &from) < 0;
+		/* the frame is read in place, and drained once its message is done with */
+		bad = frame == NULL ||
+		      mbx_wire_envelope_payload(frame + MBX_FRAME_HDR_LEN,
+						(size_t)n - MBX_FRAME_HDR_LEN, &payload,
+						&len) < 0 ||
+		      mbx_wire_peer_body(payload, len, &body, &from) < 0;
 		if (!bad && mv != NULL && mv->role == ROLE_DST &&
 		    (body == MBX__V1__PEER_MESSAGE__BODY_STATE ||
 		     body == MBX__V1__PEER_MESSAGE__BODY_PACKETS)) {
 			/* the bulk of a move, read without protobuf-c */
-			bad = dst_on_items(mv, body, from, env->payload.data + env->payload.len) <
-			      0;
+			bad = dst_on_items(mv, body, from, payload + len) < 0;
 		} else if (!bad) {
-			m = mbx__v1__peer_message__unpack(NULL, env->payload.len,
-							  env->payload.data);
+			m = mbx__v1__peer_message__unpack(NULL, len, payload);
 			bad = m == NULL;
 		}
-		if (env != NULL)
-			mbx__v1__envelope__free_unpacked(env, NULL);
+		if (frame != NULL)
+			evbuffer_drain(in, (size_t)n);
 		if (bad) {
 			MOVE_LOG(WARNING, "peer stream: bad frame; closing it");
 			if (mv != NULL && mv->role == ROLE_SRC)

@@ -6,7 +6,8 @@
  * mbx_wire.h (the bulk state path) run on each payload and on each of its
  * length-delimited fields, and must accept and refuse what protobuf-c does,
  * with the same values; so must the peer stream's PeerMessage reader, on
- * each payload. Built by the meson option -Dfuzz=true with clang.
+ * each payload, and the peer stream's in-place envelope reader on each
+ * frame. Built by the meson option -Dfuzz=true with clang.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +135,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n <= 0 || (size_t)n > size - off)
 			break;
 		e = mbx_frame_unpack(data + off, (size_t)n);
+		/* the peer stream's in-place envelope reader agrees with protobuf-c */
+		{
+			const uint8_t *payload;
+			size_t payload_len;
+			int rc = mbx_wire_envelope_payload(data + off + MBX_FRAME_HDR_LEN,
+							   (size_t)n - MBX_FRAME_HDR_LEN, &payload,
+							   &payload_len);
+
+			if ((e != NULL) != (rc == 0) ||
+			    (e != NULL && (payload_len != e->payload.len ||
+					   (payload_len > 0 &&
+					    memcmp(payload, e->payload.data, payload_len) != 0))))
+				__builtin_trap();
+		}
 		if (e == NULL)
 			break;
 		check_wire(e->payload.data, e->payload.len);

@@ -308,6 +308,64 @@ START_TEST(wire_reads_state_chunks_as_protobuf_c_does)
 }
 END_TEST
 
+/* mbx_wire_envelope_payload() against protobuf-c on the same bytes: the same verdict, the same
+ * payload. */
+static bool
+envelope_alike(const uint8_t *buf, size_t len)
+{
+	Mbx__V1__Envelope *e = mbx__v1__envelope__unpack(NULL, len, buf);
+	const uint8_t *payload;
+	size_t payload_len;
+	int rc = mbx_wire_envelope_payload(buf, len, &payload, &payload_len);
+
+	ck_assert_int_eq(e != NULL, rc == 0);
+	if (e == NULL)
+		return false;
+	ck_assert_uint_eq(payload_len, e->payload.len);
+	ck_assert(payload_len == 0 || memcmp(payload, e->payload.data, payload_len) == 0);
+	mbx__v1__envelope__free_unpacked(e, NULL);
+	return true;
+}
+
+START_TEST(wire_reads_envelopes_as_protobuf_c_does)
+{
+	unsigned int decoded = 0, refused = 0;
+
+	for (int round = 0; round < 3000; round++) {
+		Mbx__V1__Envelope e = MBX__V1__ENVELOPE__INIT;
+		uint8_t data[48], buf[256], tmp[512];
+		char method[16];
+		size_t len;
+
+		for (size_t i = 0; i < sizeof(data); i++)
+			data[i] = (uint8_t)next();
+		snprintf(method, sizeof(method), "%.*s", (int)(next() % 12), "/mbx.v1.Peer");
+		e.call_id = next() % 3 ? (uint64_t)next() << (next() % 32) : 0;
+		e.method = method;
+		e.payload = (ProtobufCBinaryData){next() % 5 ? next() % sizeof(data) : 0, data};
+		e.token = (ProtobufCBinaryData){next() % 4 == 0 ? next() % 8 : 0, data + 40};
+		e.more = next() % 2;
+		len = mbx__v1__envelope__pack(&e, buf);
+		ck_assert(envelope_alike(buf, len));
+		/* twice over: the last payload wins */
+		memcpy(tmp, buf, len);
+		memcpy(tmp + len, buf, len);
+		ck_assert(envelope_alike(tmp, 2 * len));
+		/* damaged: cut short, bytes changed */
+		for (size_t n = 0; n < len; n += 1 + next() % 7)
+			envelope_alike(buf, n) ? decoded++ : refused++;
+		for (int k = 0; k < 8; k++) {
+			memcpy(tmp, buf, len);
+			tmp[next() % (len > 0 ? len : 1)] = (uint8_t)next();
+			envelope_alike(tmp, len) ? decoded++ : refused++;
+		}
+	}
+	/* both kinds were met, so the comparison above meant something */
+	ck_assert_uint_gt(decoded, 1000);
+	ck_assert_uint_gt(refused, 1000);
+}
+END_TEST
+
 START_TEST(wire_writes_as_protobuf_c_does)
 {
 	for (int round = 0; round < 2000; round++) {
@@ -348,6 +406,7 @@ main(void)
 
 	tcase_add_test(tc, every_message_round_trips);
 	tcase_add_test(tc, wire_reads_state_chunks_as_protobuf_c_does);
+	tcase_add_test(tc, wire_reads_envelopes_as_protobuf_c_does);
 	tcase_add_test(tc, wire_writes_as_protobuf_c_does);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
