@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <rte_lcore.h>
 #include <rte_ring.h>
 
@@ -41,6 +42,23 @@ disable_on(uint32_t id, uint16_t upto, struct rte_ring **rings)
 	}
 	for (uint16_t w = 0; w < dp->nb_workers; w++)
 		rte_ring_free(rings[w]);
+}
+
+static void
+ring_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rte_ring_free(arg);
+}
+
+void
+sb_ring_free_later(struct rte_ring *r)
+{
+	static const struct timeval now = {0, 0};
+
+	if (r != NULL && event_base_once(sb_base(), -1, EV_TIMEOUT, ring_free_cb, r, &now) < 0)
+		rte_ring_free(r);
 }
 
 uint32_t
@@ -105,7 +123,7 @@ sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint64_t *rel
 			if (mbx_ctrl_call(dp->workers[w], mbx_events_disable, &d) < 0)
 				break;
 			for (uint16_t i = 0; i < d.nb_bufs; i++)
-				rte_ring_free(d.bufs[i]);
+				sb_ring_free_later(d.bufs[i]);
 		} while (d.more);
 	}
 	if (released != NULL)

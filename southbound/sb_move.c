@@ -388,7 +388,7 @@ src_teardown(struct move *mv)
 				mv->dropped++;
 			}
 		}
-		rte_ring_free(mv->rt.ring);
+		sb_ring_free_later(mv->rt.ring);
 		mv->rt.ring = NULL;
 	}
 	mv->dropped += atomic_load(&mv->rt.overflow);
