@@ -207,8 +207,9 @@ uint32_t sb_rule_remove(uint32_t id, const struct mbx_filter *f, bool drop, uint
 			uint64_t *dropped, uint64_t *overflow);
 
 /**
- * rte_ring_free() @p r once the loop has served what is ready: it clears the
- * ring's memory (0.1-0.2 ms for 64k entries), work no move should wait for.
+ * rte_ring_free() @p r once the loop has polled and written what was ready
+ * (or in sb_events_fini()): it clears the ring's memory (0.18 ms for 64k
+ * entries, traced), work no move should wait for.
  */
 void sb_ring_free_later(struct rte_ring *r);
 

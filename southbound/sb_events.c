@@ -44,21 +44,38 @@ disable_on(uint32_t id, uint16_t upto, struct rte_ring **rings)
 		rte_ring_free(rings[w]);
 }
 
+/* Rings handed back, freed once the loop has polled and written what was ready. */
+#define LATER_MAX 64
+static struct rte_ring *later[LATER_MAX];
+static unsigned int nb_later;
+static struct event *later_ev;
+
 static void
-ring_free_cb(evutil_socket_t fd, short what, void *arg)
+free_later(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	rte_ring_free(arg);
+	(void)arg;
+	while (nb_later > 0)
+		rte_ring_free(later[--nb_later]);
 }
 
 void
 sb_ring_free_later(struct rte_ring *r)
 {
+	/* a timer: libevent runs a zero-timeout event_base_once() in the same turn */
 	static const struct timeval now = {0, 0};
 
-	if (r != NULL && event_base_once(sb_base(), -1, EV_TIMEOUT, ring_free_cb, r, &now) < 0)
+	if (r == NULL)
+		return;
+	if (later_ev == NULL)
+		later_ev = evtimer_new(sb_base(), free_later, NULL);
+	if (later_ev == NULL || nb_later == LATER_MAX) {
 		rte_ring_free(r);
+		return;
+	}
+	later[nb_later++] = r;
+	evtimer_add(later_ev, &now);
 }
 
 uint32_t
@@ -281,6 +298,11 @@ void
 sb_events_fini(void)
 {
 	nb_subscribers = 0;
+	/* the loop has stopped: what a move's end handed back is freed here */
+	free_later(-1, 0, NULL);
+	if (later_ev != NULL)
+		event_free(later_ev);
+	later_ev = NULL;
 }
 
 const struct sb_method sb_events_methods[] = {
