@@ -71,8 +71,8 @@ populate_memory(void)
  * records) come from the C heap. A page's first touch costs microseconds,
  * more under a hypervisor: in a 1k-flow move the source spent ~0.4 ms in
  * page faults between the export and the first write. So, as real-time
- * programs do: the heap serves large blocks too, keeps its pages once
- * freed, and has HEAP_WARM of them backed now.
+ * programs do: the heap serves blocks up to HEAP_KEEP too, keeps up to
+ * HEAP_KEEP of freed pages, and has HEAP_WARM of them backed now.
  */
 static void
 warm_heap(void)

@@ -413,8 +413,7 @@ sb_read_pending(struct bufferevent *bev, size_t max)
 	/* a bufferevent keeps its input's end frozen between its own reads */
 	evbuffer_unfreeze(in, 0);
 	if (evbuffer_reserve_space(in, pending, &v, 1) == 1) {
-		/* an error or the end of the stream is the bufferevent's to find on its next read
-		 */
+		/* an error or EOF is for the bufferevent's own next read to find */
 		n = recv(fd, v.iov_base, (size_t)pending, MSG_DONTWAIT);
 		v.iov_len = n > 0 ? (size_t)n : 0;
 		evbuffer_commit_space(in, &v, 1);
