@@ -61,7 +61,7 @@ RTE_LOG_REGISTER(move_logtype, user.mbx.move, NOTICE);
 #define PEER_FRAME_MAX	   (64u << 20)
 #define PEER_OUT_HIGH	   (8u << 20)
 #define PEER_OUT_LOW	   (1u << 20)
-#define PEER_IO_MAX	   (1u << 20) /* per read or write call; libevent's default: 16 KiB */
+#define PEER_IO_MAX	   (1u << 20) /* per read (sb_read_pending) or write call */
 #define STATE_BYTES	   (1u << 20) /* state per peer frame */
 #define SLICE_SLOTS	   (1u << 20) /* table slots per export slice (a bitmap walk) */
 #define SLICE_FLOWS	   2048	      /* flows per export slice */
@@ -981,8 +981,8 @@ conn_new(struct bufferevent *bev, struct move *mv)
 	c->mv = mv;
 	bufferevent_setcb(bev, on_peer_read, on_peer_write, on_peer_event, c);
 	bufferevent_setwatermark(bev, EV_WRITE, PEER_OUT_LOW, 0);
-	/* a loop turn may block on a worker for a slice: it should move more than 16 KiB */
-	bufferevent_set_max_single_read(bev, PEER_IO_MAX);
+	/* a loop turn may block on a worker for a slice: it should write more than libevent's
+	 * 16 KiB (reads: sb_read_pending(), libevent 2.1 reads 4 KiB whatever it is told) */
 	bufferevent_set_max_single_write(bev, PEER_IO_MAX);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;

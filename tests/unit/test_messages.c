@@ -228,6 +228,29 @@ read_alike(const uint8_t *buf, size_t len)
 	return true;
 }
 
+/*
+ * Damaged copies of @p buf read both ways by @p alike: cut short at random
+ * lengths, then eight times with a byte or two changed (some to 0xff or
+ * 0x80, a varint's continuation). Counts what decoded and what was refused.
+ */
+static void
+damaged_alike(const uint8_t *buf, size_t len, bool (*alike)(const uint8_t *buf, size_t len),
+	      unsigned int *decoded, unsigned int *refused)
+{
+	uint8_t tmp[1024];
+
+	ck_assert_uint_le(len, sizeof(tmp));
+	for (size_t n = 0; n < len; n += 1 + next() % 5)
+		alike(buf, n) ? (*decoded)++ : (*refused)++;
+	for (int k = 0; k < 8; k++) {
+		memcpy(tmp, buf, len);
+		tmp[next() % (len > 0 ? len : 1)] = (uint8_t)next();
+		if (next() % 2 && len > 1)
+			tmp[next() % len] = (uint8_t)(next() % 2 ? 0xff : 0x80);
+		alike(tmp, len) ? (*decoded)++ : (*refused)++;
+	}
+}
+
 START_TEST(wire_reads_state_chunks_as_protobuf_c_does)
 {
 	unsigned int decoded = 0, refused = 0;
@@ -236,7 +259,7 @@ START_TEST(wire_reads_state_chunks_as_protobuf_c_does)
 		Mbx__V1__StateChunk c = MBX__V1__STATE_CHUNK__INIT;
 		uint8_t a[4][16], st[64], buf[1024], tmp[1024];
 		char nf[8];
-		size_t len, n;
+		size_t len;
 		struct mbx_wire_chunk w;
 
 		snprintf(nf, sizeof(nf), "%.*s", (int)(next() % 5), "natfw");
@@ -277,15 +300,7 @@ START_TEST(wire_reads_state_chunks_as_protobuf_c_does)
 		memcpy(tmp + len, buf, len);
 		ck_assert(read_alike(tmp, 2 * len));
 		/* damaged: cut short, bytes changed, a wrong wire type */
-		for (n = 0; n < len; n += 1 + next() % 5)
-			read_alike(buf, n) ? decoded++ : refused++;
-		for (int k = 0; k < 8; k++) {
-			memcpy(tmp, buf, len);
-			tmp[next() % (len + 1 > 1 ? len : 1)] = (uint8_t)next();
-			if (next() % 2 && len > 1)
-				tmp[next() % len] = (uint8_t)(next() % 2 ? 0xff : 0x80);
-			read_alike(tmp, len) ? decoded++ : refused++;
-		}
+		damaged_alike(buf, len, read_alike, &decoded, &refused);
 		ck_assert_int_eq(mbx_wire_chunk_parse((const uint8_t *)"\x0b\x01", 2, &w), -1);
 	}
 	{
@@ -351,14 +366,7 @@ START_TEST(wire_reads_envelopes_as_protobuf_c_does)
 		memcpy(tmp, buf, len);
 		memcpy(tmp + len, buf, len);
 		ck_assert(envelope_alike(tmp, 2 * len));
-		/* damaged: cut short, bytes changed */
-		for (size_t n = 0; n < len; n += 1 + next() % 7)
-			envelope_alike(buf, n) ? decoded++ : refused++;
-		for (int k = 0; k < 8; k++) {
-			memcpy(tmp, buf, len);
-			tmp[next() % (len > 0 ? len : 1)] = (uint8_t)next();
-			envelope_alike(tmp, len) ? decoded++ : refused++;
-		}
+		damaged_alike(buf, len, envelope_alike, &decoded, &refused);
 	}
 	/* both kinds were met, so the comparison above meant something */
 	ck_assert_uint_gt(decoded, 1000);
